@@ -1,0 +1,303 @@
+"""Typed, frozen configuration and the named presets.
+
+Every setting lives in one of these dataclasses; the CLI and YAML files only fill them in. A
+checkpoint stores ``config_to_dict(config)`` so that eval and export rebuild the exact model without
+flags to remember.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vpi.errors import ConfigError
+
+BACKBONES = ("tiny", "mobilenet_v2", "resnet18", "resnet50", "resnet101", "vgg16")
+AGGREGATIONS = ("variance", "mean")  # Eq. 6 and Eq. 10
+DATASETS = ("builtin", "pascal", "coco", "fss")
+MAX_SHOTS = 10  # K range of the exported prior encoder
+MAX_SAMPLES = 16  # L range of the exported decoder
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: encoder, latent prototype and decoder."""
+
+    backbone: str = "mobilenet_v2"
+    weights: str | None = None  # a state-dict path, "imagenet", or None for random init
+    latent_dim: int = 128
+    decoder_channels: tuple[int, int, int] = (64, 32, 16)  # the three decoder blocks
+    probabilistic: bool = True  # False: the deterministic twin of the ablation (z = mean, no KL)
+    aggregation: str = "variance"  # k-shot priors: "variance" (Eq. 6) or "mean" (Eq. 10)
+    likelihood_z: str = "prior"  # where z of the likelihood term is drawn in training (Eq. 4)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which episodes to train and evaluate on."""
+
+    dataset: str = "builtin"
+    root: str | None = None  # the user's copy of a real benchmark
+    splits: str | None = None  # a folder of HSNet-format split lists
+    fold: int = 0
+    image_size: int = 128  # square network input, H = W
+    shots: int = 1  # support pairs per training episode
+    coco_split: str = "interleaved"  # or "consecutive"
+    score_at: str = "input"  # or "original"
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation recipe."""
+
+    steps: int = 1500
+    batch_size: int = 8
+    lr_backbone: float = 1e-4
+    lr_head: float = 1e-3
+    kl_weight: float = 1.0
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    amp: bool = True  # mixed precision where CUDA is used; ignored on the CPU
+    log_every: int = 10
+    eval_every: int = 500
+    eval_episodes: int = 200
+    checkpoint_every: int = 250
+    out_dir: str = "runs"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The test protocol: a fixed, seeded list of episodes."""
+
+    episodes: int = 1000
+    shots: int = 1
+    samples: int = 6  # L, Monte Carlo samples of z (Eq. 5)
+    seed: int = 0
+    threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "demo"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+def validate(config: Config) -> None:
+    """Reject values no run could use, naming the field, the value and what is allowed."""
+    m, d, t, e = config.model, config.data, config.train, config.eval
+    _choice("model.backbone", m.backbone, BACKBONES)
+    _choice("model.aggregation", m.aggregation, AGGREGATIONS)
+    _choice("model.likelihood_z", m.likelihood_z, ("prior", "posterior"))
+    _choice("data.dataset", d.dataset, DATASETS)
+    _choice("data.coco_split", d.coco_split, ("interleaved", "consecutive"))
+    _choice("data.score_at", d.score_at, ("input", "original"))
+    _range("model.latent_dim", m.latent_dim, 1, 4096)
+    _range("data.fold", d.fold, 0, 3)
+    _range("data.shots", d.shots, 1, MAX_SHOTS)
+    _range("eval.shots", e.shots, 1, MAX_SHOTS)
+    _range("eval.samples", e.samples, 1, MAX_SAMPLES)
+    _range("train.batch_size", t.batch_size, 1, 4096)
+    _range("train.steps", t.steps, 1, 10_000_000)
+    _range("eval.episodes", e.episodes, 1, 10_000_000)
+    if len(m.decoder_channels) != 3 or min(m.decoder_channels) < 1:
+        raise ConfigError(
+            f"model.decoder_channels must be three positive widths, got {m.decoder_channels!r}"
+        )
+    if d.image_size < 32 or d.image_size % 8:
+        raise ConfigError(
+            f"data.image_size must be a multiple of 8 and at least 32, got {d.image_size}"
+        )
+    if not 0.0 < e.threshold < 1.0:
+        raise ConfigError(f"eval.threshold must lie in (0, 1), got {e.threshold}")
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} is {value!r}; choose one of: {', '.join(allowed)}")
+
+
+def _range(name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{name} is {value}; it must lie in {low}..{high}")
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a Config (e.g. from a checkpoint); unknown keys are an error, missing keys default."""
+    return _build(Config, data, "")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections")
+    return data
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Turn ``["model.latent_dim=64", "train.steps=10"]`` into a nested dict (values as YAML)."""
+    nested: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like section.field=value")
+        parts = key.strip().split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return nested
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    """A new Config with ``overrides`` (nested dict, e.g. from YAML) laid over ``config``."""
+    merged = _merge(config_to_dict(config), overrides, "")
+    return config_from_dict(merged)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], where: str) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        name = f"{where}{key}"
+        if key not in base:
+            raise ConfigError(f"unknown config field {name!r}; known: {', '.join(base)}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config field {name!r} is a section; give its fields")
+            out[key] = _merge(base[key], value, f"{name}.")
+        else:
+            out[key] = value
+    return out
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section {where or 'root'!r} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(
+            f"unknown config field(s) {', '.join(sorted(where + u for u in unknown))}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}{name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, name: str) -> Any:
+    """Check ``value`` against the field's type; YAML gives lists where the field holds tuples."""
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, f"{name}.")
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{name} must be a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(a, v, name) for a, v in zip(args, value, strict=True))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if not isinstance(value, hint):
+        raise ConfigError(f"{name} must be a {hint.__name__}, got {value!r}")
+    return value
+
+
+def _paper(name: str, backbone: str, dataset: str, image_size: int = 384) -> Config:
+    """The paper's recipe: Adam, 1e-6 / 1e-5, batch 16, 40k iterations, 384x384 crops, L = 6."""
+    return Config(
+        name=name,
+        model=ModelConfig(backbone=backbone, weights="imagenet", latent_dim=256,
+                          decoder_channels=(128, 64, 32)),
+        data=DataConfig(dataset=dataset, image_size=image_size, num_workers=4),
+        train=TrainConfig(steps=40_000, batch_size=16, lr_backbone=1e-6, lr_head=1e-5,
+                          eval_every=2_000, eval_episodes=1_000, checkpoint_every=1_000),
+        eval=EvalConfig(episodes=1_000, samples=6),
+    )
+
+
+PRESETS: dict[str, Config] = {
+    # Drives the test suite: a few channels, 64x64 inputs, random init, seconds on a CPU.
+    "tiny": Config(
+        name="tiny",
+        model=ModelConfig(backbone="tiny", latent_dim=16, decoder_channels=(16, 8, 8)),
+        data=DataConfig(image_size=64),
+        train=TrainConfig(steps=50, batch_size=4, lr_backbone=1e-3, lr_head=1e-3,
+                          eval_every=0, eval_episodes=20, checkpoint_every=25, log_every=5),
+        eval=EvalConfig(episodes=20, samples=4),
+    ),
+    # The README's main job: pretrained MobileNetV2 on the built-in data, minutes on 2 CPU cores.
+    "demo": Config(
+        name="demo",
+        model=ModelConfig(backbone="mobilenet_v2", weights="imagenet"),
+        data=DataConfig(image_size=128),
+        train=TrainConfig(steps=1500, batch_size=8, eval_every=500, eval_episodes=200),
+        eval=EvalConfig(episodes=500),
+    ),
+    **{
+        f"{ds}-{bb}": _paper(f"{ds}-{bb}", bb, ds)
+        for ds in ("pascal", "coco", "fss")
+        for bb in ("resnet101", "resnet50", "vgg16")
+    },
+}
+
+
+def get_preset(name: str) -> Config:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}"
+        ) from None
+
+
+__all__ = [
+    "AGGREGATIONS",
+    "BACKBONES",
+    "Config",
+    "DataConfig",
+    "EvalConfig",
+    "MAX_SAMPLES",
+    "MAX_SHOTS",
+    "ModelConfig",
+    "PRESETS",
+    "TrainConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "get_preset",
+    "load_yaml",
+    "parse_overrides",
+    "replace",
+]

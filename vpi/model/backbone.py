@@ -1,0 +1,137 @@
+"""Shared CNN encoders at output stride 8, BatchNorm frozen, with skip features for the decoder.
+
+Each backbone returns ``Features``: the deep map (stride 8, dilated deep stages) that the prior,
+posterior and segmentation nets read, and three shallower maps at strides 8, 4 and 2 for the
+decoder's skip connections. torchvision builds the networks; nothing is downloaded here.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from vpi.errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Features(NamedTuple):
+    deep: torch.Tensor  # (N, C, H/8, W/8)
+    skip8: torch.Tensor  # (N, C8, H/8, W/8)
+    skip4: torch.Tensor  # (N, C4, H/4, W/4)
+    skip2: torch.Tensor  # (N, C2, H/2, W/2)
+
+
+class Backbone(nn.Module):
+    """Normalises [0, 1] RGB with ImageNet statistics, then runs the stages.
+
+    ``stem``, ``stage2``, ``stage4``, ``stage8`` and ``deep_stage`` end at strides 2, 2, 4, 8, 8;
+    ``channels`` gives the widths of (deep, skip8, skip4, skip2).
+    """
+
+    def __init__(
+        self,
+        stages: list[nn.Module],
+        channels: tuple[int, int, int, int],
+    ) -> None:
+        super().__init__()
+        self.stem, self.stage2, self.stage4, self.stage8, self.deep_stage = stages
+        self.channels = channels
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> Features:
+        x = (images - self.mean) / self.std
+        x = self.stem(x)
+        s2 = self.stage2(x)
+        s4 = self.stage4(s2)
+        s8 = self.stage8(s4)
+        deep = self.deep_stage(s8)
+        return Features(deep=deep, skip8=s8, skip4=s4, skip2=s2)
+
+
+def build_backbone(name: str, state_dict: dict[str, torch.Tensor] | None = None) -> Backbone:
+    """The named encoder; ``state_dict`` (torchvision's keys) is loaded strictly when given."""
+    builders = {
+        "tiny": _tiny,
+        "mobilenet_v2": _mobilenet_v2,
+        "resnet18": _resnet,
+        "resnet50": _resnet,
+        "resnet101": _resnet,
+        "vgg16": _vgg16,
+    }
+    if name not in builders:
+        raise ConfigError(f"unknown backbone {name!r}; choose one of: {', '.join(builders)}")
+    return builders[name](name, state_dict)
+
+
+def _load(model: nn.Module, name: str, state_dict: dict[str, torch.Tensor] | None) -> None:
+    if state_dict is None:
+        return
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise ConfigError(f"the weights do not fit backbone {name!r}: {detail}")
+
+
+def _dilate(stage: nn.Module, dilation: int) -> None:
+    """Keep a stage at its input stride: strides become 1, 3x3 kernels dilate (DeepLab style)."""
+    for module in stage.modules():
+        if isinstance(module, nn.Conv2d):
+            module.stride = (1, 1)
+            if module.kernel_size == (3, 3):
+                module.dilation, module.padding = (dilation, dilation), (dilation, dilation)
+
+
+def _resnet(name: str, state_dict: dict[str, torch.Tensor] | None) -> Backbone:
+    model = getattr(torchvision.models, name)(weights=None, norm_layer=FrozenBatchNorm2d)
+    _load(model, name, state_dict)
+    _dilate(model.layer3, 2)
+    _dilate(model.layer4, 4)
+    expansion = 4 if name != "resnet18" else 1
+    stem = nn.Sequential(model.conv1, model.bn1, model.relu)
+    stages = [stem, nn.Identity(), nn.Sequential(model.maxpool, model.layer1), model.layer2,
+              nn.Sequential(model.layer3, model.layer4)]
+    return Backbone(stages, (512 * expansion, 128 * expansion, 64 * expansion, 64))
+
+
+def _mobilenet_v2(name: str, state_dict: dict[str, torch.Tensor] | None) -> Backbone:
+    model = torchvision.models.mobilenet_v2(weights=None, norm_layer=FrozenBatchNorm2d)
+    _load(model, name, state_dict)
+    f = model.features
+    _dilate(f[7:14], 2)
+    _dilate(f[14:18], 4)
+    stages = [f[0], f[1], f[2:4], f[4:7], f[7:18]]
+    return Backbone(stages, (320, 32, 24, 16))
+
+
+def _vgg16(name: str, state_dict: dict[str, torch.Tensor] | None) -> Backbone:
+    model = torchvision.models.vgg16(weights=None)
+    _load(model, name, state_dict)
+    f = model.features
+    # Indices of torchvision's vgg16.features: pools at 4, 9, 16, 23, 30.
+    block5 = f[24:30]
+    _dilate(block5, 2)
+    stages = [f[0:5], f[5:9], f[9:16], nn.Sequential(f[16], f[17:23]), block5]
+    return Backbone(stages, (512, 512, 256, 128))
+
+
+def _tiny(name: str, state_dict: dict[str, torch.Tensor] | None) -> Backbone:
+    """A few-channel encoder for tests: same interface and strides as the real ones."""
+
+    def block(cin: int, cout: int, stride: int, dilation: int = 1) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
+            FrozenBatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
+
+    model = nn.Sequential(block(3, 8, 2), block(8, 12, 2), block(12, 16, 2), block(16, 24, 1, 2))
+    _load(model, name, state_dict)
+    return Backbone([model[0], nn.Identity(), model[1], model[2], model[3]], (24, 16, 12, 8))

@@ -1,0 +1,50 @@
+"""Diagonal-Gaussian algebra of VPI: masked pooling, k-shot aggregation, KL and sampling."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+_EPS = 1e-6
+
+
+def masked_average_pool(features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Average of ``features`` (N, C, h, w) over the foreground of ``masks`` (N, 1, H, W).
+
+    The mask is resized to the feature map bilinearly; an empty mask gives a zero vector, a full
+    one the global average. Written with sums (no boolean indexing) so it exports to ONNX.
+    """
+    m = F.interpolate(masks, size=features.shape[-2:], mode="bilinear", align_corners=False)
+    return (features * m).sum((2, 3)) / (m.sum((2, 3)) + _EPS)
+
+
+def aggregate_priors(
+    mean: torch.Tensor, var: torch.Tensor, method: str = "variance"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fuse k per-shot priors (..., K, D) into one (..., D).
+
+    "variance" (Eq. 6): precision-weighted mean, variance k / sum(1 / var_i), so confident
+    shots weigh more. "mean" (Eq. 10): the plain mean of the means and of the variances.
+    """
+    if method == "variance":
+        precision = 1.0 / var
+        total = precision.sum(-2)
+        return (precision * mean).sum(-2) / total, var.shape[-2] / total
+    if method == "mean":
+        return mean.mean(-2), var.mean(-2)
+    raise ValueError(f"aggregation must be 'variance' or 'mean', got {method!r}")
+
+
+def kl_divergence(
+    mean_q: torch.Tensor, logvar_q: torch.Tensor, mean_p: torch.Tensor, logvar_p: torch.Tensor
+) -> torch.Tensor:
+    """KL(q || p) of diagonal Gaussians in closed form, summed over the last axis."""
+    kl = 0.5 * (
+        logvar_p - logvar_q + (logvar_q.exp() + (mean_q - mean_p) ** 2) / logvar_p.exp() - 1.0
+    )
+    return kl.sum(-1)
+
+
+def sample_prototypes(mean: torch.Tensor, var: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Reparameterised draws z = mean + noise * std: mean, var (B, D), noise (B, L, D) -> (B, L, D)."""
+    return mean[:, None] + noise * var.sqrt()[:, None]

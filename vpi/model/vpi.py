@@ -1,0 +1,120 @@
+"""The VPI model: shared encoder, prior net, posterior net and segmentation net (Fig. 2)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vpi.config import ModelConfig
+from vpi.data.episode import IGNORE_INDEX, EpisodeBatch
+from vpi.model.backbone import Features, build_backbone
+from vpi.model.gaussian import aggregate_priors, kl_divergence, sample_prototypes
+from vpi.model.nets import GaussianHead, SegmentationDecoder
+from vpi.model.weights import load_backbone_weights
+
+
+class VPIModel(nn.Module):
+    """z ~ p(z|S) from the support set, y ~ p(y|x_q, z) for the query; q(z|x_q, y_q) in training.
+
+    Images are float RGB in [0, 1]; the encoder normalises them. With ``probabilistic=False`` this
+    is the deterministic twin of the ablation: the prototype is the prior mean, with no KL term.
+    """
+
+    def __init__(self, config: ModelConfig, *, pretrained: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        state = load_backbone_weights(config.backbone, config.weights) if pretrained else None
+        self.encoder = build_backbone(config.backbone, state)
+        channels = self.encoder.channels
+        self.prior_net = GaussianHead(channels[0], config.latent_dim)
+        self.posterior_net = GaussianHead(channels[0], config.latent_dim)
+        self.decoder = SegmentationDecoder(channels, config.latent_dim, config.decoder_channels)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Everything but the encoder: trained at the head learning rate."""
+        encoder = {id(p) for p in self.encoder.parameters()}
+        return [p for p in self.parameters() if id(p) not in encoder]
+
+    def shot_priors(
+        self, images: torch.Tensor, masks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One prior per support pair: images (B, K, 3, H, W), masks (B, K, 1, H, W) ->
+        mean, logvar (B, K, D)."""
+        batch, shots = images.shape[:2]
+        deep = self.encoder(images.flatten(0, 1)).deep
+        mean, logvar = self.prior_net(deep, masks.flatten(0, 1))
+        return mean.view(batch, shots, -1), logvar.view(batch, shots, -1)
+
+    def prior(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The aggregated prior p(z|S): mean and variance (B, D) by the configured rule."""
+        mean, logvar = self.shot_priors(images, masks)
+        return aggregate_priors(mean, logvar.exp(), self.config.aggregation)
+
+    def decode(self, features: Features, z: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+        """Logits (B, L, H, W) for B encoded queries and L prototypes each, z (B, L, D)."""
+        return self.decoder(features, z, out_size)
+
+    def prototypes(
+        self, mean: torch.Tensor, var: torch.Tensor, samples: int, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """L prototypes per episode (B, L, D): draws from N(mean, var), or the mean if deterministic."""
+        if not self.config.probabilistic:
+            return mean[:, None].expand(-1, samples, -1)
+        noise = torch.randn(
+            (mean.shape[0], samples, mean.shape[1]), generator=generator, device="cpu"
+        ).to(mean)
+        return sample_prototypes(mean, var, noise)
+
+    @torch.no_grad()
+    def predict(
+        self,
+        support_images: torch.Tensor,
+        support_masks: torch.Tensor,
+        query_images: torch.Tensor,
+        samples: int = 6,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 5: mean foreground probability over L prototypes, and its per-pixel variance.
+
+        Returns two (B, H, W) maps. The deterministic twin decodes its mean once.
+        """
+        mean, var = self.prior(support_images, support_masks)
+        samples = samples if self.config.probabilistic else 1
+        z = self.prototypes(mean, var, samples, generator)
+        features = self.encoder(query_images)
+        probs = torch.sigmoid(self.decode(features, z, query_images.shape[-2:]))
+        return probs.mean(1), probs.var(1, unbiased=False)
+
+    def forward(self, batch: EpisodeBatch) -> dict[str, torch.Tensor]:
+        """The training objective of Eq. 4 with L = 1: cross-entropy + KL(q || p).
+
+        The KL is divided by the number of scored pixels so that both terms are per pixel
+        (the ELBO summed over pixels, rescaled), whatever the image size.
+        """
+        mean_p, logvar_p = self.shot_priors(batch.support_images, batch.support_masks)
+        mean_p, var_p = aggregate_priors(mean_p, logvar_p.exp(), self.config.aggregation)
+        features = self.encoder(batch.query_image)
+        valid = batch.query_mask != IGNORE_INDEX
+        target = (batch.query_mask == 1).float()
+        pixels = valid.sum((1, 2)).clamp(min=1).float()
+        if self.config.probabilistic:
+            mean_q, logvar_q = self.posterior_net(features.deep, (target * valid)[:, None])
+            kl = kl_divergence(mean_q, logvar_q, mean_p, var_p.log())
+            if self.config.likelihood_z == "posterior":
+                z_mean, z_var = mean_q, logvar_q.exp()
+            else:
+                z_mean, z_var = mean_p, var_p
+            z = sample_prototypes(z_mean, z_var, torch.randn_like(z_mean)[:, None])
+        else:
+            kl = torch.zeros_like(pixels)
+            z = mean_p[:, None]
+        logits = self.decode(features, z, batch.query_image.shape[-2:])[:, 0]
+        ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        ce = (ce * valid).sum((1, 2)) / pixels
+        kl_per_pixel = kl / pixels
+        return {
+            "loss": (ce + kl_per_pixel).mean(),
+            "ce": ce.mean().detach(),
+            "kl": kl.mean().detach(),
+        }
