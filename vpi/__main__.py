@@ -1,0 +1,3 @@
+from vpi.cli import main
+
+main()

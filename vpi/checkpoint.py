@@ -1,0 +1,95 @@
+"""Checkpoints: config, weights, optimizer state, step and versions in one atomically written file.
+
+The config inside rebuilds the model, so eval, export and the runtime need nothing but the path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vpi import __version__
+from vpi.config import Config, config_from_dict, config_to_dict
+from vpi.errors import CheckpointError, VpiError
+from vpi.io import atomic_path
+from vpi.model import VPIModel
+
+FORMAT = "vpi-checkpoint"
+FORMAT_VERSION = 1  # bump when the state-dict layout changes; older files are refused
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: VPIModel,
+    config: Config,
+    *,
+    step: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write atomically (temp file + rename): an interrupted save leaves the old file intact."""
+    state = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "vpi_version": __version__,
+        "torch_version": torch.__version__,
+        "config": config_to_dict(config),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": step,
+        **(extra or {}),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and validate a checkpoint file; anything else is one clear CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"{str(path)!r} is not a vpi checkpoint ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a vpi checkpoint")
+    if state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has format {state.get('format_version')} "
+            f"(written by vpi {state.get('vpi_version')}); this vpi {__version__} reads format "
+            f"{FORMAT_VERSION}: retrain or export with the matching vpi version"
+        )
+    return state
+
+
+def load_model(
+    path: str | Path, device: torch.device | str = "cpu"
+) -> tuple[VPIModel, Config, dict[str, Any]]:
+    """Rebuild the model from the checkpoint's own config; returns it in eval mode."""
+    state = read_checkpoint(path)
+    try:
+        config = config_from_dict(state["config"])
+    except VpiError as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds an unusable config: {exc}") from None
+    model = VPIModel(config.model)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"checkpoint {str(path)!r} does not fit its model: {first}") from None
+    return model.to(device).eval(), config, state
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,51 @@
+"""Atomic file writes: a crash or Ctrl-C mid-write never leaves a half-written file in place."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from vpi.errors import VpiError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def ensure_writable_dir(folder: str | Path) -> Path:
+    """Create ``folder`` if needed; a path that cannot hold files is one clear error."""
+    folder = Path(folder)
+    if str(folder).strip() == "":
+        raise VpiError("the output folder path is empty")
+    if folder.exists() and not folder.is_dir():
+        raise VpiError(f"output folder {str(folder)!r} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VpiError(f"cannot create output folder {str(folder)!r}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise VpiError(f"output folder {str(folder)!r} is not writable")
+    return folder

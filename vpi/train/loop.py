@@ -1,0 +1,181 @@
+"""The training loop: Adam with backbone/head learning rates, periodic eval, atomic checkpoints.
+
+Episode ``step * batch + j`` of the (seeded) training set is the j-th of step ``step``, and the
+checkpoint holds the RNG states: a run resumed from its last checkpoint continues exactly as the
+uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.utils.data import DataLoader
+
+from vpi.checkpoint import read_checkpoint, save_checkpoint
+from vpi.config import Config, config_from_dict, config_to_dict
+from vpi.data import build_episodes, collate_episodes
+from vpi.device import autocast, autocast_dtype, resolve_device
+from vpi.evaluate import evaluate_model
+from vpi.io import atomic_write_text, ensure_writable_dir
+from vpi.model import VPIModel
+from vpi.train.seeding import capture_rng, restore_rng, seed_everything
+
+LAST, BEST = "last.pt", "best.pt"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path
+    step: int
+    best_class_iou: float | None
+
+
+def new_run_dir(config: Config) -> Path:
+    """``<out_dir>/<preset>-<timestamp>``: runs sort by time, so the newest is easy to find."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    root = ensure_writable_dir(config.train.out_dir)
+    run_dir = root / f"{config.name}-{stamp}"
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = root / f"{config.name}-{stamp}-{suffix}"
+    return ensure_writable_dir(run_dir)
+
+
+def resolve_resume(path: str | Path) -> Path:
+    """A run folder or a checkpoint file -> the checkpoint to resume from."""
+    path = Path(path)
+    return path / LAST if path.is_dir() else path
+
+
+def train(
+    config: Config,
+    *,
+    resume: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    console: Console | None = None,
+) -> TrainResult:
+    """Train ``config`` (or continue the run ``resume`` points at) and return where it wrote."""
+    console = console or Console(quiet=True)
+    state: dict[str, Any] | None = None
+    if resume is not None:
+        checkpoint = resolve_resume(resume)
+        state = read_checkpoint(checkpoint)
+        config = config_from_dict(state["config"])
+        run_dir = checkpoint.parent
+    run_dir = ensure_writable_dir(run_dir) if run_dir is not None else new_run_dir(config)
+    device = resolve_device(config.train.device)
+    seed_everything(config.train.seed)
+
+    if state is None and config.model.weights is None and config.model.backbone != "tiny":
+        console.print("[yellow]warning:[/] training from random init (no --weights given)")
+    model = VPIModel(config.model, pretrained=state is None).to(device)
+    optimizer = _optimizer(model, config)
+    start_step, best = 0, None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step, best = state["step"], state.get("best_class_iou")
+        restore_rng(state["rng"])
+        console.print(f"resuming {run_dir} at step {start_step}")
+    else:
+        atomic_write_text(run_dir / "config.json", json.dumps(config_to_dict(config), indent=2))
+
+    train_cfg = config.train
+    loader = _train_loader(config, start_step)
+    test_set = build_episodes(config.data, "test", shots=config.eval.shots,
+                              episodes=train_cfg.eval_episodes, seed=config.eval.seed)
+    use_amp = device.type == "cuda" and train_cfg.amp
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and autocast_dtype(device) == torch.float16)
+    log_path = run_dir / "metrics.jsonl"
+    step = start_step
+
+    def save(name: str) -> Path:
+        return save_checkpoint(
+            run_dir / name, model, config, step=step, optimizer=optimizer,
+            extra={"rng": capture_rng(), "best_class_iou": best},
+        )
+
+    model.train()
+    columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TextColumn("{task.fields[stats]}"), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("train", total=train_cfg.steps, completed=start_step, stats="")
+        tic = time.perf_counter()
+        try:
+            for batch in loader:
+                batch = batch.to(device)
+                with autocast(device, use_amp):
+                    losses = model(batch)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(losses["loss"]).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                step += 1
+                if step % train_cfg.log_every == 0 or step == train_cfg.steps:
+                    rate = train_cfg.log_every / max(time.perf_counter() - tic, 1e-9)
+                    tic = time.perf_counter()
+                    record = {k: round(float(v.detach()), 5) for k, v in losses.items()}
+                    _append(log_path, {"step": step, **record, "steps_per_s": round(rate, 3)})
+                    progress.update(task, stats=(
+                        f"loss {record['loss']:.4f} ce {record['ce']:.4f} "
+                        f"kl {record['kl']:.3f} {rate:.2f} it/s"))
+                progress.update(task, completed=step)
+                if train_cfg.eval_every and step % train_cfg.eval_every == 0:
+                    metrics = evaluate_model(model, test_set, samples=config.eval.samples,
+                                             seed=config.eval.seed, device=device)
+                    model.train()
+                    _append(log_path, {"step": step, "eval": _brief(metrics)})
+                    console.print(f"step {step}: held-out class-IoU {metrics['class_iou']:.3f}"
+                                  f"  FB-IoU {metrics['fb_iou']:.3f}")
+                    if best is None or metrics["class_iou"] > best:
+                        best = metrics["class_iou"]
+                        save(BEST)
+                if step % train_cfg.checkpoint_every == 0:
+                    save(LAST)
+        except KeyboardInterrupt:
+            save(LAST)
+            console.print(f"interrupted at step {step}; continue with: vpi train --resume {run_dir}")
+            raise
+    last = save(LAST)
+    if best is None:  # no periodic eval ran: the last weights are the best we know
+        save(BEST)
+    return TrainResult(run_dir, last, run_dir / BEST, step, best)
+
+
+def _optimizer(model: VPIModel, config: Config) -> torch.optim.Optimizer:
+    return torch.optim.Adam([
+        {"params": list(model.encoder.parameters()), "lr": config.train.lr_backbone},
+        {"params": model.head_parameters(), "lr": config.train.lr_head},
+    ])
+
+
+def _train_loader(config: Config, start_step: int) -> DataLoader:
+    batch = config.train.batch_size
+    dataset = build_episodes(config.data, "train", shots=config.data.shots,
+                             episodes=config.train.steps * batch, seed=config.train.seed,
+                             augment=True)
+    indices = range(start_step * batch, config.train.steps * batch)
+    # Its own generator: a DataLoader otherwise draws its base seed from the global RNG, which
+    # a resumed run would then consume at another point than the uninterrupted one.
+    return DataLoader(dataset, batch_size=batch, sampler=indices, drop_last=True,
+                      num_workers=config.data.num_workers, collate_fn=collate_episodes,
+                      generator=torch.Generator().manual_seed(config.train.seed))
+
+
+def _brief(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: round(float(metrics[k]), 5) for k in ("class_iou", "fb_iou")}
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
