@@ -115,7 +115,7 @@ def train(
         result = train_run(config, console=console)
     console.print(f"checkpoints in [bold]{result.run_dir}[/] (best: {result.best_checkpoint.name})")
     if evaluate:
-        report = _evaluate([result.best_checkpoint], {}, None, (), True, "auto")
+        report = _evaluate([result.best_checkpoint], {})
         _write_json(result.run_dir / "eval.json", report)
         console.print(f"report: {result.run_dir / 'eval.json'}")
 
@@ -124,12 +124,14 @@ def train(
 def eval_command(
     checkpoints: Annotated[list[Path], typer.Argument(
         help="Checkpoint(s): one per fold gives per-fold numbers and their mean.")],
-    shots: Annotated[int | None, typer.Option("--shots", "-k", help="Support pairs k, 1..10.")] = None,
-    samples: Annotated[int | None, typer.Option("--samples", "-L", help="Samples of z, 1..16.")] = None,
+    shots: Annotated[str | None, typer.Option(
+        "--shots", "-k", help="Support pairs k, 1..10; a list sweeps: 1,5.")] = None,
+    samples: Annotated[str | None, typer.Option(
+        "--samples", "-L", help="Samples of z, 1..16; a range sweeps: 1..10.")] = None,
     aggregation: Annotated[str | None, typer.Option(
-        help="k-shot priors: variance (Eq. 6) or mean (Eq. 10).")] = None,
+        help="k-shot rule: variance (Eq. 6), mean (Eq. 10), or both: variance,mean.")] = None,
     episodes: Annotated[int | None, typer.Option(help="Test episodes per fold.")] = None,
-    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2,3,4.")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Seeds, e.g. 0,1,2,3,4 (mean ± std).")] = None,
     dataset: Annotated[str | None, typer.Option(help="builtin, pascal, coco or fss.")] = None,
     root: Annotated[str | None, typer.Option(help="Your copy of the dataset.")] = None,
     splits: Annotated[str | None, typer.Option(help="Folder of HSNet-format split lists.")] = None,
@@ -141,68 +143,79 @@ def eval_command(
     baselines: Annotated[bool, typer.Option(
         "--baselines/--no-baselines", help="Also score all-fg, all-bg and colour.")] = True,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="PNG of class-IoU against L (Fig. 3).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     config_file: ConfigFile = None,
     sets: Sets = None,
 ) -> None:
-    """Score checkpoints on a fixed, seeded list of test episodes (class-IoU, FB-IoU)."""
+    """Score checkpoints on a fixed, seeded list of test episodes (class-IoU, FB-IoU).
+
+    Lists sweep the paper's ablations in one command: --compare DET.pt --shots 1,5 (Table 1),
+    --samples 1..10 --plot fig3.png (Fig. 3), --shots 5 --aggregation variance,mean (Table 2).
+    """
+    from vpi.config import AGGREGATIONS, MAX_SAMPLES, MAX_SHOTS
+    from vpi.ranges import parse_choice_list, parse_int_list
+
     flags = _flags(
-        eval={"shots": shots, "samples": samples, "episodes": episodes},
-        model={"aggregation": aggregation},
+        eval={"episodes": episodes},
         data={"dataset": dataset, "root": root, "splits": splits, "fold": fold,
               "coco_split": coco_split, "score_at": score_at},
     )
-    report = _evaluate(checkpoints, _overrides(config_file, sets, flags), _parse_seeds(seeds),
-                       compare or (), baselines, device)
+    report = _evaluate(
+        checkpoints, _overrides(config_file, sets, flags),
+        seeds=parse_int_list(seeds, name="--seeds", low=0, high=2**31) if seeds else None,
+        shots=parse_int_list(shots, name="--shots", low=1, high=MAX_SHOTS) if shots else None,
+        samples=parse_int_list(samples, name="--samples", low=1, high=MAX_SAMPLES)
+        if samples else None,
+        aggregations=parse_choice_list(aggregation, name="--aggregation", choices=AGGREGATIONS)
+        if aggregation else None,
+        compare=compare or (), baselines=baselines, device=device,
+    )
     if json_path is not None:
         _write_json(json_path, report)
         console.print(f"report: {json_path}")
+    if plot is not None:
+        from vpi.plots import plot_iou_against_samples
+
+        plot_iou_against_samples(report, plot)
+        console.print(f"plot: {plot}")
 
 
-def _evaluate(
-    checkpoints: list[Path], overrides: dict[str, Any], seeds: list[int] | None,
-    compare: Any, baselines: bool, device: str,
-) -> dict[str, Any]:
+def _evaluate(checkpoints: list[Path], overrides: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     from vpi.protocol import run_evaluation
 
     report = run_evaluation(
-        checkpoints, overrides=overrides, seeds=seeds, compare=compare, baselines=baselines,
-        device=device, announce=lambda line: console.print(f"[dim]{line}[/]"),
+        checkpoints, overrides=overrides, announce=lambda line: console.print(f"[dim]{line}[/]"),
+        **kwargs,
     )
     console.print(_report_table(report))
     return report
 
 
-def _parse_seeds(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise VpiError(f"--seeds must be comma-separated integers, got {text!r}") from None
-    if not seeds:
-        raise VpiError("--seeds names no seed")
-    return seeds
-
-
 def _report_table(report: dict[str, Any]) -> Table:
     s = report["settings"]
-    title = (f"{s['dataset']} · {s['shots']}-shot · L={s['samples']} · {s['aggregation']} "
-             f"aggregation · {s['episodes']} episodes · seeds {s['seeds']}")
-    table = Table(title=title)
-    table.add_column("predictor")
-    folds = sorted({f for entry in report["summary"].values() for f in entry["folds"]})
+    table = Table(title=f"{s['dataset']} · {s['episodes']} episodes per fold · seeds {s['seeds']}")
+    for name in ("predictor", "k", "L", "aggregation"):
+        table.add_column(name)
+    folds = sorted({f for entry in report["summary"] for f in entry["folds"]})
     folds = folds if len(folds) > 1 else []  # one fold: its column would repeat the mean
     for fold in folds:
         table.add_column(f"fold {fold}\nclass-IoU", justify="right")
     table.add_column("class-IoU (mIoU)", justify="right")
     table.add_column("FB-IoU", justify="right")
-    for label, entry in report["summary"].items():
+    for entry in report["summary"]:
         per_fold = entry["class_iou"]["per_fold"]
-        cells = [_pct(per_fold[f]) if f in per_fold else "" for f in folds]
-        table.add_row(label, *cells, _pct(entry["class_iou"]["mean"], entry["class_iou"]["std"]),
-                      _pct(entry["fb_iou"]["mean"], entry["fb_iou"]["std"]))
+        table.add_row(
+            entry["label"], str(entry["shots"]), _dash(entry["samples"]), _dash(entry["aggregation"]),
+            *[_pct(per_fold[f]) if f in per_fold else "" for f in folds],
+            _pct(entry["class_iou"]["mean"], entry["class_iou"]["std"]),
+            _pct(entry["fb_iou"]["mean"], entry["fb_iou"]["std"]),
+        )
     return table
+
+
+def _dash(value: object) -> str:
+    return "–" if value is None else str(value)
 
 
 def _pct(value: float, std: float = 0.0) -> str:
@@ -213,6 +226,82 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     from vpi.io import atomic_write_text
 
     atomic_write_text(path, json.dumps(data, indent=2, default=str))
+
+
+@app.command("export")
+def export_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `vpi train`.")],
+    out: Annotated[Path, typer.Option(help="Folder for the graphs and manifest.json.")] = Path(
+        "export"),
+    engine: Annotated[str, typer.Option(help="onnx, or trt to build TensorRT engines too.")] = "onnx",
+    precision: Annotated[str | None, typer.Option(
+        help="TensorRT precision: fp16 (default), fp32 or bf16. ONNX graphs are fp32.")] = None,
+    opset: Annotated[int | None, typer.Option(help="ONNX opset (default: the exporter's).")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Write into --out even if it holds another export or other files.")] = False,
+) -> None:
+    """Export a checkpoint: ONNX graphs checked against PyTorch, optional TensorRT engines."""
+    from vpi.export import export_model
+
+    manifest_path = export_model(checkpoint, out, engine=engine, precision=precision, opset=opset,
+                                 force=force)
+    manifest = json.loads(manifest_path.read_text())
+    table = Table(title=f"export of {manifest['checkpoint']['file']} in {out}")
+    table.add_column("graph")
+    table.add_column("file")
+    table.add_column("inputs")
+    for name, graph in manifest["graphs"].items():
+        table.add_row(name, graph["file"], ", ".join(
+            f"{k} {tuple(v)}" for k, v in graph["inputs"].items()))
+    console.print(table)
+    for backend, report in manifest["parity"].items():
+        worst = report["max_error"]
+        console.print(f"parity {backend} vs PyTorch: probability {worst['probability']:.1e}, "
+                      f"uncertainty {worst['uncertainty']:.1e} (tolerance {report['tolerance']:.0e})")
+    if "tensorrt" in manifest:
+        trt = manifest["tensorrt"]
+        console.print(f"TensorRT {trt['tensorrt_version']} engines ({trt['precision']}) for "
+                      f"{trt['gpu']} (compute capability {trt['compute_capability']})")
+    console.print(f"manifest: {manifest_path} ({manifest['timing_s']['total']:.1f} s)")
+
+
+@app.command("segment")
+def segment_command(
+    support: Annotated[Path, typer.Argument(
+        help="Folder of support images, each with NAME_mask.png (or NAME.png) beside it.")],
+    queries: Annotated[list[Path], typer.Argument(help="Query image(s), or a folder of them.")],
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="Checkpoint to run (default: the newest run of `vpi train`).")] = None,
+    engine_dir: Annotated[Path | None, typer.Option(
+        "--engine-dir", help="Folder written by `vpi export`.")] = None,
+    backend: Annotated[str, typer.Option(help="auto, torch, onnx or trt.")] = "auto",
+    samples: Annotated[int, typer.Option("--samples", "-L", help="Samples of z, 1..16.")] = 6,
+    seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
+    threshold: Annotated[float, typer.Option(help="Foreground probability threshold.")] = 0.5,
+    out: Annotated[Path, typer.Option(help="Folder for the PNGs and results.json.")] = Path(
+        "segment-out"),
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (torch and onnx).")] = "auto",
+) -> None:
+    """Segment query images with a few annotated examples: mask, overlay, uncertainty PNGs."""
+    from rich.markup import escape
+
+    from vpi.runtime import segment_folder
+
+    results = segment_folder(
+        support, queries, checkpoint=checkpoint, engine_dir=engine_dir, backend=backend,
+        samples=samples, seed=seed, threshold=threshold, out_dir=out, device=device,
+        announce=lambda line: console.print(
+            f"[yellow]{escape(line)}[/]" if line.startswith("warning") else f"[dim]{escape(line)}[/]"),
+    )
+    table = Table(title=f"{len(results['support']['pairs'])}-shot · L={results['samples_decoded']}"
+                        f" · {results['backend']}")
+    for column in ("query", "foreground", "mean uncertainty", "decode ms"):
+        table.add_column(column, justify="left" if column == "query" else "right")
+    for record in results["queries"]:
+        table.add_row(Path(record["query"]).name, f"{100 * record['foreground_fraction']:.1f}%",
+                      f"{record['mean_uncertainty']:.4f}", f"{record['timing_ms']['decode']:.1f}")
+    console.print(table)
+    console.print(f"outputs in [bold]{out}[/] (results.json)")
 
 
 def main() -> None:

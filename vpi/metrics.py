@@ -41,14 +41,14 @@ def episode_counts(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     counts = torch.stack(
         [torch.stack([inter_bg, union_bg], -1), torch.stack([inter_fg, union_fg], -1)], 1
     )
-    return counts.to(torch.float64).cpu()
+    return counts.cpu().to(torch.float64)  # float64 after .cpu(): some devices lack it
 
 
 class IoUAccumulator:
     """Pools intersections and unions over episodes; ``compute`` gives the three metrics."""
 
     def __init__(self) -> None:
-        self.per_class: dict[int, torch.Tensor] = defaultdict(lambda: torch.zeros(2, 2, dtype=torch.float64))
+        self.per_class: dict[int, torch.Tensor] = defaultdict(_zero_counts)
         self.episodes = 0
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, class_ids: Iterable[int]) -> None:
@@ -88,6 +88,10 @@ class IoUAccumulator:
             "per_class_iou": per_class,
             "episodes": self.episodes,
         }
+
+
+def _zero_counts() -> torch.Tensor:
+    return torch.zeros(2, 2, dtype=torch.float64)
 
 
 def _ratio(inter: torch.Tensor, union: torch.Tensor) -> float:

@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from vpi.checkpoint import load_model
 from vpi.config import Config, apply_overrides
 from vpi.data import build_episodes
@@ -30,6 +28,9 @@ def run_evaluation(
     *,
     overrides: dict[str, Any] | None = None,
     seeds: Sequence[int] | None = None,
+    shots: Sequence[int] | None = None,
+    samples: Sequence[int] | None = None,
+    aggregations: Sequence[str] | None = None,
     compare: Sequence[str | Path] = (),
     baselines: bool = True,
     device: str = "auto",
@@ -37,8 +38,10 @@ def run_evaluation(
 ) -> dict[str, Any]:
     """Score ``checkpoints`` (and ``compare``, e.g. the deterministic twin) on the same episodes.
 
-    ``overrides`` is a nested dict laid over each checkpoint's config (``{"eval": {"shots": 5}}``);
-    out-of-range values fail here, before any work, with the field named.
+    ``shots``, ``samples`` and ``aggregations`` sweep k, L and the k-shot rule (the paper's
+    Table 1, Fig. 3 and Table 2); where not given, the checkpoint's config decides.
+    ``overrides`` is a nested dict laid over each checkpoint's config; out-of-range values fail
+    before any work, with the field named.
     """
     overrides = overrides or {}
     announce = announce or (lambda _: None)
@@ -51,38 +54,60 @@ def run_evaluation(
             model, config, _ = load_model(path, torch_device)
             config = apply_overrides(config, overrides)
             label = _label(config, group, path, compare, runs)
-            for seed in seeds if seeds is not None else [config.eval.seed]:
-                dataset = build_episodes(config.data, "test", shots=config.eval.shots,
+            for seed, k, L, rule in _grid(config, seeds, shots, samples, aggregations):
+                grid_config = apply_overrides(config, {"eval": {"shots": k, "samples": L},
+                                                       "model": {"aggregation": rule}})
+                dataset = build_episodes(grid_config.data, "test", shots=k,
                                          episodes=config.eval.episodes, seed=seed)
-                announce(f"{label}: {Path(path).name} fold {config.data.fold} seed {seed}, "
-                         f"{len(dataset)} episodes")
+                announce(f"{label}: {Path(path).name} fold {config.data.fold} seed {seed} "
+                         f"k={k} L={L} {rule}: {len(dataset)} episodes")
                 metrics = evaluate_model(
-                    model, dataset, samples=config.eval.samples, seed=seed,
-                    threshold=config.eval.threshold, aggregation=config.model.aggregation,
-                    score_at=config.data.score_at, device=torch_device,
+                    model, dataset, samples=L, seed=seed, threshold=config.eval.threshold,
+                    aggregation=rule, score_at=config.data.score_at, device=torch_device,
                     num_workers=config.data.num_workers,
                 )
-                runs.append(_run_record(label, path, config, seed, metrics))
-                key = (config.data.fold, seed)
+                runs.append(_run_record(label, path, grid_config, seed, metrics))
+                key = (config.data.fold, seed, k)
                 if baselines and key not in baseline_runs:
                     scored = evaluate_baselines(dataset, score_at=config.data.score_at,
                                                 num_workers=config.data.num_workers)
-                    baseline_runs[key] = [_run_record(name, None, config, seed, m)
-                                          for name, m in scored.items()]
-            settings = settings or _settings(config, seeds)
+                    baseline_runs[key] = [
+                        _run_record(name, None, grid_config, seed, m, baseline=True)
+                        for name, m in scored.items()
+                    ]
+            settings = settings or _settings(config, seeds, shots, samples, aggregations)
     all_runs = runs + [r for records in baseline_runs.values() for r in records]
     return {"settings": settings, "runs": all_runs, "summary": summarise(all_runs)}
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per label: each metric per fold (mean over seeds), the mean over folds, and the std over
-    seeds of the fold-mean."""
-    summary: dict[str, dict[str, Any]] = {}
-    for label in dict.fromkeys(r["label"] for r in runs):
-        mine = [r for r in runs if r["label"] == label]
+def _grid(
+    config: Config,
+    seeds: Sequence[int] | None,
+    shots: Sequence[int] | None,
+    samples: Sequence[int] | None,
+    aggregations: Sequence[str] | None,
+) -> list[tuple[int, int, int, str]]:
+    return [
+        (seed, k, L, rule)
+        for seed in (seeds or [config.eval.seed])
+        for k in (shots or [config.eval.shots])
+        for L in (samples or [config.eval.samples])
+        for rule in (aggregations or [config.model.aggregation])
+    ]
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per predictor and setting (k, L, rule): each metric per fold (mean over seeds),
+    the mean over folds, and the std over seeds of the fold-mean."""
+    summary: list[dict[str, Any]] = []
+    keys = dict.fromkeys((r["label"], r["shots"], r["samples"], r["aggregation"]) for r in runs)
+    for key in keys:
+        mine = [r for r in runs if (r["label"], r["shots"], r["samples"], r["aggregation"]) == key]
         folds = sorted({r["fold"] for r in mine})
         seeds = sorted({r["seed"] for r in mine})
-        entry: dict[str, Any] = {"folds": folds, "seeds": seeds}
+        entry: dict[str, Any] = dict(zip(("label", "shots", "samples", "aggregation"), key,
+                                         strict=True))
+        entry.update(folds=folds, seeds=seeds)
         for metric in METRICS:
             per_fold = {
                 f: statistics.fmean(r[metric] for r in mine if r["fold"] == f) for f in folds
@@ -95,7 +120,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 "mean": statistics.fmean(per_fold.values()),
                 "std": statistics.pstdev(per_seed) if len(per_seed) > 1 else 0.0,
             }
-        summary[label] = entry
+        summary.append(entry)
     return summary
 
 
@@ -111,28 +136,44 @@ def _label(
 
 
 def _run_record(
-    label: str, path: str | Path | None, config: Config, seed: int, metrics: dict[str, Any]
+    label: str,
+    path: str | Path | None,
+    config: Config,
+    seed: int,
+    metrics: dict[str, Any],
+    baseline: bool = False,
 ) -> dict[str, Any]:
+    """One scored run; a baseline depends on neither L nor the k-shot rule, so it records None."""
     return {
         "label": label,
         "checkpoint": str(path) if path is not None else None,
         "fold": config.data.fold,
         "seed": seed,
+        "shots": config.eval.shots,
+        "samples": None if baseline else config.eval.samples,
+        "aggregation": None if baseline else config.model.aggregation,
         "episodes": metrics["episodes"],
         **{m: metrics[m] for m in METRICS},
         "per_class_iou": {str(k): v for k, v in metrics["per_class_iou"].items()},
     }
 
 
-def _settings(config: Config, seeds: Sequence[int] | None) -> dict[str, Any]:
+def _settings(
+    config: Config,
+    seeds: Sequence[int] | None,
+    shots: Sequence[int] | None,
+    samples: Sequence[int] | None,
+    aggregations: Sequence[str] | None,
+) -> dict[str, Any]:
+    """Everything that changes a number, so a JSON report says how it was made."""
     return {
         "dataset": config.data.dataset,
         "coco_split": config.data.coco_split if config.data.dataset == "coco" else None,
         "score_at": config.data.score_at,
         "image_size": config.data.image_size,
-        "shots": config.eval.shots,
-        "samples": config.eval.samples,
-        "aggregation": config.model.aggregation,
+        "shots": list(shots or [config.eval.shots]),
+        "samples": list(samples or [config.eval.samples]),
+        "aggregation": list(aggregations or [config.model.aggregation]),
         "episodes": config.eval.episodes,
         "seeds": list(seeds) if seeds is not None else [config.eval.seed],
         "threshold": config.eval.threshold,

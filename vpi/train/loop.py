@@ -153,10 +153,14 @@ def train(
 
 
 def _optimizer(model: VPIModel, config: Config) -> torch.optim.Optimizer:
-    return torch.optim.Adam([
-        {"params": list(model.encoder.parameters()), "lr": config.train.lr_backbone},
-        {"params": model.head_parameters(), "lr": config.train.lr_head},
-    ])
+    """Adam with the backbone and head learning rates; a backbone rate of 0 freezes the encoder,
+    which also skips its backward pass (about 4x cheaper on a CPU)."""
+    groups = [{"params": model.head_parameters(), "lr": config.train.lr_head}]
+    if config.train.lr_backbone > 0:
+        groups.insert(0, {"params": list(model.encoder.parameters()), "lr": config.train.lr_backbone})
+    else:
+        model.encoder.requires_grad_(False)
+    return torch.optim.Adam(groups)
 
 
 def _train_loader(config: Config, start_step: int) -> DataLoader:

@@ -1,0 +1,167 @@
+"""The built-in generated episodes: the Episode contract, folds, determinism, and hardness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vpi.config import DataConfig
+from vpi.data import IGNORE_INDEX, Episode, build_episodes
+from vpi.data.builtin import NUM_CLASSES, BuiltinEpisodes, fold_classes, render_sample
+from vpi.data.shapes import CLASSES
+
+
+def _episodes(**overrides: object) -> BuiltinEpisodes:
+    args: dict = dict(
+        split="test", fold=0, shots=1, image_size=64, length=20, seed=0, augment=False
+    )
+    args.update(overrides)
+    return BuiltinEpisodes(**args)
+
+
+def _assert_same(a: Episode, b: Episode) -> None:
+    assert a.class_id == b.class_id
+    for name in ("support_images", "support_masks", "query_image", "query_mask"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_folds_partition_the_classes() -> None:
+    folds = [fold_classes(f) for f in range(4)]
+    assert all(len(f) == 5 for f in folds)
+    assert sorted(c for f in folds for c in f) == list(range(NUM_CLASSES))
+    assert fold_classes(1) == [5, 6, 7, 8, 9]
+    with pytest.raises(ValueError, match="fold"):
+        fold_classes(4)
+
+
+def test_every_class_has_its_own_silhouette_and_pattern() -> None:
+    assert len(CLASSES) == NUM_CLASSES == 20
+    assert len({c.name for c in CLASSES}) == 20
+    assert len({c.silhouette for c in CLASSES}) == 20
+    assert len({c.pattern for c in CLASSES}) == 20
+
+
+@pytest.mark.parametrize("fold", range(4))
+def test_splits_hold_the_right_classes(fold: int) -> None:
+    test = _episodes(split="test", fold=fold)
+    train = _episodes(split="train", fold=fold)
+    assert test.class_ids == fold_classes(fold)
+    assert train.class_ids == sorted(set(range(NUM_CLASSES)) - set(fold_classes(fold)))
+    assert set(test.class_names) == set(test.class_ids)
+    assert test.class_names[fold_classes(fold)[0]] == CLASSES[5 * fold].name
+
+
+@pytest.mark.parametrize("fold", range(4))
+def test_train_split_never_yields_a_test_class(fold: int) -> None:
+    train = _episodes(split="train", fold=fold, image_size=32, length=40, seed=fold)
+    seen = {train[i].class_id for i in range(len(train))}
+    assert seen.isdisjoint(fold_classes(fold))
+    assert len(seen) > 5  # the draw spreads over the fifteen training classes
+
+
+@pytest.mark.parametrize("shots", [1, 3])
+@pytest.mark.parametrize("augment", [False, True])
+def test_episode_contract(shots: int, augment: bool) -> None:
+    size = 64
+    episodes = _episodes(shots=shots, image_size=size, length=6, augment=augment)
+    assert len(episodes) == 6
+    for i in range(len(episodes)):
+        e = episodes[i]
+        assert e.support_images.shape == (shots, 3, size, size)
+        assert e.support_images.dtype == torch.float32
+        assert e.support_masks.shape == (shots, 1, size, size)
+        assert e.support_masks.dtype == torch.float32
+        assert e.query_image.shape == (3, size, size)
+        assert e.query_image.dtype == torch.float32
+        assert e.query_mask.shape == (size, size)
+        assert e.query_mask.dtype == torch.int64
+        for image in (e.support_images, e.query_image):
+            assert image.min() >= 0.0 and image.max() <= 1.0
+        assert set(e.support_masks.unique().tolist()) <= {0.0, 1.0}
+        allowed = {0, 1, IGNORE_INDEX} if augment else {0, 1}
+        assert set(e.query_mask.unique().tolist()) <= allowed
+        assert (e.support_masks.flatten(1).sum(1) > 0).all()
+        assert (e.query_mask == 1).any()
+        assert e.class_id in episodes.class_ids
+
+
+def test_same_arguments_give_identical_episodes() -> None:
+    for augment in (False, True):
+        a, b = _episodes(shots=2, augment=augment), _episodes(shots=2, augment=augment)
+        for i in (0, 7, 19):
+            _assert_same(a[i], b[i])
+
+
+def test_episodes_differ_by_seed_index_and_instance() -> None:
+    a, b = _episodes(seed=0), _episodes(seed=1)
+    assert not torch.equal(a[0].query_image, b[0].query_image)
+    assert not torch.equal(a[0].query_image, a[1].query_image)
+    e = _episodes(shots=3)[0]  # every support and the query is its own render
+    images = [*e.support_images, e.query_image]
+    assert all(not torch.equal(x, y) for i, x in enumerate(images) for y in images[i + 1 :])
+
+
+def test_augmentation_keeps_the_class_and_changes_the_geometry() -> None:
+    plain, augmented = _episodes(length=5), _episodes(length=5, augment=True)
+    for i in range(5):
+        assert plain[i].class_id == augmented[i].class_id
+        images = (plain[i].support_images, augmented[i].support_images)
+        assert not torch.equal(*images) or not torch.equal(
+            plain[i].query_image, augmented[i].query_image
+        )
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(ValueError, match="split"):
+        _episodes(split="val")
+    with pytest.raises(ValueError, match="fold"):
+        _episodes(fold=4)
+    with pytest.raises(ValueError, match="shots"):
+        _episodes(shots=0)
+    with pytest.raises(ValueError, match="seed"):
+        _episodes(seed=-1)
+    with pytest.raises(IndexError):
+        _episodes(length=3)[3]
+
+
+def test_build_episodes_returns_builtin_data() -> None:
+    data = DataConfig(dataset="builtin", fold=2, image_size=32)
+    episodes = build_episodes(data, "test", shots=2, episodes=4, seed=3)
+    assert isinstance(episodes, BuiltinEpisodes)
+    assert len(episodes) == 4 and episodes.class_ids == fold_classes(2)
+    assert episodes[0].support_images.shape == (2, 3, 32, 32)
+
+
+def test_render_sample_gives_one_visible_object() -> None:
+    for class_id in range(NUM_CLASSES):
+        image, mask = render_sample(class_id, np.random.default_rng(class_id), 48)
+        assert image.shape == (48, 48, 3) and image.dtype == np.uint8
+        assert mask.shape == (48, 48) and mask.dtype == np.uint8
+        assert set(np.unique(mask).tolist()) == {0, 1}
+        assert mask.mean() > 0.01  # "substantially visible", not a sliver at the border
+    with pytest.raises(ValueError, match="class_id"):
+        render_sample(NUM_CLASSES, np.random.default_rng(0), 48)
+
+
+def test_colour_alone_does_not_find_the_object() -> None:
+    """Instances get random palettes, so "nearest mean colour of support fg vs bg" is near chance.
+
+    Pooled foreground IoU over 50 test episodes; labelling every pixel foreground scores the
+    foreground fraction (about 0.08), a shape-blind colour rule should not do much better.
+    """
+    episodes = _episodes(fold=1, length=50, seed=11)
+    intersection = union = 0
+    for i in range(len(episodes)):
+        e = episodes[i]
+        support = e.support_images[0].flatten(1)
+        fg = e.support_masks[0, 0].flatten() > 0.5
+        fg_colour, bg_colour = support[:, fg].mean(1), support[:, ~fg].mean(1)
+        query = e.query_image.flatten(1)
+        predicted = (query - fg_colour[:, None]).square().sum(0) < (
+            query - bg_colour[:, None]
+        ).square().sum(0)
+        truth = e.query_mask.flatten() == 1
+        intersection += (predicted & truth).sum().item()
+        union += (predicted | truth).sum().item()
+    assert intersection / union < 0.35

@@ -1,0 +1,44 @@
+"""Parsing the integer lists that sweeps take on the command line: `1..10`, `1,2,4,8`, `6`."""
+
+from __future__ import annotations
+
+from vpi.errors import ConfigError
+
+
+def parse_int_list(text: str, *, name: str, low: int, high: int) -> list[int]:
+    """Values of ``text`` in order, without repeats; each within ``low..high``.
+
+    ``a..b`` is inclusive and needs a <= b; items are joined by commas (``1..3,8``).
+    """
+    values: list[int] = []
+    for item in (part.strip() for part in str(text).split(",")):
+        if not item:
+            continue
+        start, sep, stop = item.partition("..")
+        try:
+            first = int(start)
+            last = int(stop) if sep else first
+        except ValueError:
+            raise ConfigError(
+                f"{name} takes integers, ranges a..b or lists a,b,c; got {text!r}"
+            ) from None
+        if first > last:
+            raise ConfigError(f"{name} range {item!r} is empty: {first} is above {last}")
+        for value in (first, last):
+            if not low <= value <= high:
+                raise ConfigError(f"{name} {value} is out of range; it must lie in {low}..{high}")
+        values.extend(v for v in range(first, last + 1) if v not in values)
+    if not values:
+        raise ConfigError(f"{name} names no value: {text!r}")
+    return values
+
+
+def parse_choice_list(text: str, *, name: str, choices: tuple[str, ...]) -> list[str]:
+    """Comma-separated names, each one of ``choices``."""
+    values = [part.strip() for part in str(text).split(",") if part.strip()]
+    for value in values:
+        if value not in choices:
+            raise ConfigError(f"{name} {value!r} is not one of: {', '.join(choices)}")
+    if not values:
+        raise ConfigError(f"{name} names no value: {text!r}")
+    return list(dict.fromkeys(values))
