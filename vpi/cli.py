@@ -6,6 +6,7 @@ User errors (VpiError) print one red line and exit 2; nothing here prints a trac
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -65,6 +66,19 @@ def _flags(**sections: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s: v for s, v in out.items() if v}
 
 
+def _without_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` less ``name VALUE`` / ``name=VALUE``: the command torchrun re-runs on each rank."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == name:
+            skip = True
+        elif not item.startswith(f"{name}="):
+            out.append(item)
+    return out
+
+
 def _weights(value: str | None) -> str | None:
     return None if value is None else "" if value.lower() == "none" else value
 
@@ -95,10 +109,18 @@ def train(
     evaluate: Annotated[bool, typer.Option(
         "--eval/--no-eval", help="Score the final model and the baselines on the held-out fold."
     )] = True,
+    devices: Annotated[int | None, typer.Option(
+        help="Data-parallel processes: relaunches this command under torchrun.")] = None,
 ) -> None:
     """Train VPI (default: the demo preset on the built-in data), then evaluate it."""
     from vpi.config import apply_overrides, get_preset
     from vpi.train import train as train_run
+
+    if devices is not None:
+        from vpi.train.distributed import launch
+
+        code = launch(devices, _without_option(sys.argv[2:], "--devices"), cpu=device == "cpu")
+        raise typer.Exit(code)
 
     flags = _flags(
         model={"weights": _weights(weights)},
@@ -113,6 +135,8 @@ def train(
     else:
         config = apply_overrides(get_preset(preset), _overrides(config_file, sets, flags))
         result = train_run(config, console=console)
+    if os.environ.get("RANK", "0") != "0":
+        return  # a torchrun rank other than 0: rank 0 reports
     console.print(f"checkpoints in [bold]{result.run_dir}[/] (best: {result.best_checkpoint.name})")
     if evaluate:
         report = _evaluate([result.best_checkpoint], {})
@@ -302,6 +326,74 @@ def segment_command(
                       f"{record['mean_uncertainty']:.4f}", f"{record['timing_ms']['decode']:.1f}")
     console.print(table)
     console.print(f"outputs in [bold]{out}[/] (results.json)")
+
+
+@app.command("bench")
+def bench_command(
+    samples: Annotated[str, typer.Option(
+        "--samples", "-L", help="L to measure: a range 1..10, a list 1,2,4,8 or one value.")] = "1..10",
+    backend: Annotated[str | None, typer.Option(
+        help="torch, torch-amp, onnx, trt, or a list: torch,onnx (default: all available).")] = None,
+    mode: Annotated[str, typer.Option(help="batched, looped or both.")] = "both",
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="Checkpoint to measure (default: the newest run of `vpi train`, else --preset).")] = None,
+    engine_dir: Annotated[Path | None, typer.Option(
+        "--engine-dir", help="Folder written by `vpi export` (onnx, trt).")] = None,
+    preset: Annotated[str | None, typer.Option(
+        "--preset", "-p", help="Measure a preset with random weights, e.g. pascal-resnet50.")] = None,
+    sets: Sets = None,
+    image_size: Annotated[int | None, typer.Option(help="Input side of the preset, e.g. 384.")] = None,
+    shots: Annotated[int, typer.Option("--shots", "-k", help="Support pairs K, 1..10.")] = 1,
+    warmup: Annotated[int, typer.Option(help="Untimed runs before each measurement.")] = 3,
+    repeats: Annotated[int, typer.Option(help="Timed runs per backend, L and mode.")] = 20,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of the inputs and random weights.")] = 0,
+    evaluate: Annotated[str | None, typer.Option(
+        "--eval", help="builtin: add class-IoU for each L on the built-in test episodes.")] = None,
+    eval_episodes: Annotated[int, typer.Option(help="Episodes scored by --eval.")] = 100,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write every figure here.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="PNG of latency (and IoU) against L.")] = None,
+    cache_dir: Annotated[Path, typer.Option(
+        help="Where random-weight checkpoints and exports are cached.")] = Path("runs/bench-cache"),
+) -> None:
+    """Measure latency, throughput and memory of the deployed pipeline over backends, L and mode."""
+    from rich.markup import escape
+
+    from vpi.bench import (
+        BenchSettings,
+        bench_table,
+        plot_bench,
+        resolve_model,
+        run_benchmark,
+        summary_lines,
+        write_json,
+    )
+    from vpi.config import MAX_SAMPLES
+    from vpi.ranges import parse_choice_list, parse_int_list
+
+    settings = BenchSettings(
+        samples=tuple(parse_int_list(samples, name="--samples", low=1, high=MAX_SAMPLES)),
+        backends=tuple(parse_choice_list(backend, name="--backend",
+                                         choices=("torch", "torch-amp", "onnx", "trt")))
+        if backend else None,
+        modes=("batched", "looped") if mode == "both"
+        else tuple(parse_choice_list(mode, name="--mode", choices=("batched", "looped"))),
+        shots=shots, warmup=warmup, repeats=repeats, device=device, seed=seed,
+        eval=evaluate, eval_episodes=eval_episodes,
+    )
+    bench = resolve_model(
+        checkpoint=checkpoint, engine_dir=engine_dir, preset=preset, seed=seed,
+        overrides=_overrides(None, sets, _flags(data={"image_size": image_size})),
+    )
+    report = run_benchmark(bench, settings, cache_dir=cache_dir,
+                           announce=lambda line: console.print(f"[dim]{escape(line)}[/]"))
+    console.print(bench_table(report))
+    for line in summary_lines(report):
+        console.print(escape(line), highlight=False)
+    if json_path is not None:
+        console.print(f"report: {write_json(report, json_path)}")
+    if plot is not None:
+        console.print(f"plot: {plot_bench(report, plot)}")
 
 
 def main() -> None:

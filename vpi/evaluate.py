@@ -37,8 +37,14 @@ def iterate_batches(
         start += count
 
 
+def evaluate_model(model: VPIModel, dataset: Dataset[Episode], **kwargs: Any) -> dict[str, Any]:
+    """Class-IoU, FB-IoU and positive IoU of ``model`` over every episode of ``dataset``;
+    the keyword arguments are ``score_model``'s."""
+    return score_model(model, dataset, **kwargs).compute()
+
+
 @torch.no_grad()
-def evaluate_model(
+def score_model(
     model: VPIModel,
     dataset: Dataset[Episode],
     *,
@@ -51,8 +57,8 @@ def evaluate_model(
     batch_size: int = 8,
     num_workers: int = 0,
     progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Class-IoU, FB-IoU and positive IoU of ``model`` over every episode of ``dataset``.
+) -> IoUAccumulator:
+    """The pooled counts of ``model`` over ``dataset`` (sum them across processes, then compute).
 
     ``aggregation`` overrides the checkpoint's k-shot rule (Eq. 6 "variance" or Eq. 10 "mean").
     ``score_at="original"`` scores at the image's original size where the dataset provides it
@@ -79,7 +85,7 @@ def evaluate_model(
     finally:
         model.config = original_config
         model.train(was_training)
-    return accumulator.compute()
+    return accumulator
 
 
 def evaluate_baselines(

@@ -86,11 +86,15 @@ class VPIModel(nn.Module):
         probs = torch.sigmoid(self.decode(features, z, query_images.shape[-2:]))
         return probs.mean(1), probs.var(1, unbiased=False)
 
-    def forward(self, batch: EpisodeBatch) -> dict[str, torch.Tensor]:
+    def forward(
+        self, batch: EpisodeBatch, noise: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """The training objective of Eq. 4 with L = 1: cross-entropy + KL(q || p).
 
-        The KL is divided by the number of scored pixels so that both terms are per pixel
-        (the ELBO summed over pixels, rescaled), whatever the image size.
+        ``noise`` (B, D) is the standard-normal draw of the reparameterisation (drawn here when
+        not given; the training loop passes one per episode index so that runs are reproducible
+        however the batch is split). The KL is divided by the number of scored pixels so that
+        both terms are per pixel (the ELBO summed over pixels, rescaled), whatever the image size.
         """
         mean_p, logvar_p = self.shot_priors(batch.support_images, batch.support_masks)
         mean_p, var_p = aggregate_priors(mean_p, logvar_p.exp(), self.config.aggregation)
@@ -105,7 +109,8 @@ class VPIModel(nn.Module):
                 z_mean, z_var = mean_q, logvar_q.exp()
             else:
                 z_mean, z_var = mean_p, var_p
-            z = sample_prototypes(z_mean, z_var, torch.randn_like(z_mean)[:, None])
+            noise = torch.randn_like(z_mean) if noise is None else noise.to(z_mean)
+            z = sample_prototypes(z_mean, z_var, noise[:, None])
         else:
             kl = torch.zeros_like(pixels)
             z = mean_p[:, None]

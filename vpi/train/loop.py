@@ -14,17 +14,30 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from vpi.checkpoint import read_checkpoint, save_checkpoint
 from vpi.config import Config, config_from_dict, config_to_dict
 from vpi.data import build_episodes, collate_episodes
 from vpi.device import autocast, autocast_dtype, resolve_device
-from vpi.evaluate import evaluate_model
+from vpi.evaluate import score_model
 from vpi.io import atomic_write_text, ensure_writable_dir
+from vpi.metrics import IoUAccumulator
 from vpi.model import VPIModel
+from vpi.train.distributed import (
+    DistContext,
+    StepShardSampler,
+    all_reduce_sum,
+    episode_noise,
+    init_distributed,
+    per_rank_batch,
+    shutdown_distributed,
+    step_indices,
+)
 from vpi.train.seeding import capture_rng, restore_rng, seed_everything
 
 LAST, BEST = "last.pt", "best.pt"
@@ -64,18 +77,39 @@ def train(
     run_dir: str | Path | None = None,
     console: Console | None = None,
 ) -> TrainResult:
-    """Train ``config`` (or continue the run ``resume`` points at) and return where it wrote."""
-    console = console or Console(quiet=True)
+    """Train ``config`` (or continue the run ``resume`` points at) and return where it wrote.
+
+    Under torchrun (WORLD_SIZE > 1) this is one rank of a data-parallel run: the global batch is
+    split across ranks, gradients are averaged, and only rank 0 logs and writes checkpoints.
+    """
     state: dict[str, Any] | None = None
     if resume is not None:
         checkpoint = resolve_resume(resume)
         state = read_checkpoint(checkpoint)
         config = config_from_dict(state["config"])
         run_dir = checkpoint.parent
-    run_dir = ensure_writable_dir(run_dir) if run_dir is not None else new_run_dir(config)
     device = resolve_device(config.train.device)
-    seed_everything(config.train.seed)
+    context = init_distributed(device.type)
+    if context.active and device.type == "cuda":
+        device = torch.device("cuda", context.local_rank)
+        torch.cuda.set_device(device)
+    console = console if console is not None and context.is_main else Console(quiet=True)
+    try:
+        run_dir = _agree_on_run_dir(config, run_dir, context)
+        return _train(config, state, run_dir, device, context, console)
+    finally:
+        shutdown_distributed(context)
 
+
+def _train(
+    config: Config,
+    state: dict[str, Any] | None,
+    run_dir: Path,
+    device: torch.device,
+    context: DistContext,
+    console: Console,
+) -> TrainResult:
+    seed_everything(config.train.seed)
     if state is None and config.model.weights is None and config.model.backbone != "tiny":
         console.print("[yellow]warning:[/] training from random init (no --weights given)")
     model = VPIModel(config.model, pretrained=state is None).to(device)
@@ -87,11 +121,12 @@ def train(
         start_step, best = state["step"], state.get("best_class_iou")
         restore_rng(state["rng"])
         console.print(f"resuming {run_dir} at step {start_step}")
-    else:
+    elif context.is_main:
         atomic_write_text(run_dir / "config.json", json.dumps(config_to_dict(config), indent=2))
+    network = _parallel(model, config, device, context)
 
     train_cfg = config.train
-    loader = _train_loader(config, start_step)
+    loader = _train_loader(config, start_step, context)
     test_set = build_episodes(config.data, "test", shots=config.eval.shots,
                               episodes=train_cfg.eval_episodes, seed=config.eval.seed)
     use_amp = device.type == "cuda" and train_cfg.amp
@@ -100,10 +135,11 @@ def train(
     step = start_step
 
     def save(name: str) -> Path:
-        return save_checkpoint(
-            run_dir / name, model, config, step=step, optimizer=optimizer,
-            extra={"rng": capture_rng(), "best_class_iou": best},
-        )
+        path = run_dir / name
+        if context.is_main:
+            save_checkpoint(path, model, config, step=step, optimizer=optimizer,
+                            extra={"rng": capture_rng(), "best_class_iou": best})
+        return path
 
     model.train()
     columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -113,15 +149,16 @@ def train(
         tic = time.perf_counter()
         try:
             for batch in loader:
-                batch = batch.to(device)
+                noise = episode_noise(step_indices(step, train_cfg.batch_size, context),
+                                      config.model.latent_dim, train_cfg.seed)
                 with autocast(device, use_amp):
-                    losses = model(batch)
+                    losses = network(batch.to(device), noise.to(device))
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(losses["loss"]).backward()
                 scaler.step(optimizer)
                 scaler.update()
                 step += 1
-                if step % train_cfg.log_every == 0 or step == train_cfg.steps:
+                if context.is_main and (step % train_cfg.log_every == 0 or step == train_cfg.steps):
                     rate = train_cfg.log_every / max(time.perf_counter() - tic, 1e-9)
                     tic = time.perf_counter()
                     record = {k: round(float(v.detach()), 5) for k, v in losses.items()}
@@ -131,12 +168,12 @@ def train(
                         f"kl {record['kl']:.3f} {rate:.2f} it/s"))
                 progress.update(task, completed=step)
                 if train_cfg.eval_every and step % train_cfg.eval_every == 0:
-                    metrics = evaluate_model(model, test_set, samples=config.eval.samples,
-                                             seed=config.eval.seed, device=device)
+                    metrics = _evaluate(model, test_set, config, device, context)
                     model.train()
-                    _append(log_path, {"step": step, "eval": _brief(metrics)})
                     console.print(f"step {step}: held-out class-IoU {metrics['class_iou']:.3f}"
                                   f"  FB-IoU {metrics['fb_iou']:.3f}")
+                    if context.is_main:
+                        _append(log_path, {"step": step, "eval": _brief(metrics)})
                     if best is None or metrics["class_iou"] > best:
                         best = metrics["class_iou"]
                         save(BEST)
@@ -144,12 +181,48 @@ def train(
                     save(LAST)
         except KeyboardInterrupt:
             save(LAST)
-            console.print(f"interrupted at step {step}; continue with: vpi train --resume {run_dir}")
+            console.print(f"interrupted at step {step}; continue: vpi train --resume {run_dir}")
             raise
     last = save(LAST)
     if best is None:  # no periodic eval ran: the last weights are the best we know
         save(BEST)
     return TrainResult(run_dir, last, run_dir / BEST, step, best)
+
+
+def _agree_on_run_dir(config: Config, run_dir: str | Path | None, context: DistContext) -> Path:
+    """Rank 0 names (and creates) the run folder; the other ranks receive its name."""
+    if run_dir is None:
+        name = [str(new_run_dir(config)) if context.is_main else ""]
+        if context.active:
+            dist.broadcast_object_list(name, src=0)
+        run_dir = name[0]
+    return ensure_writable_dir(run_dir)
+
+
+def _parallel(model: VPIModel, config: Config, device: torch.device, context: DistContext):
+    """DDP where there are several ranks; the deterministic twin never uses its posterior net."""
+    if not context.active:
+        return model
+    return DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=not config.model.probabilistic,
+    )
+
+
+def _evaluate(
+    model: VPIModel, test_set: Dataset, config: Config, device: torch.device, context: DistContext
+) -> dict[str, Any]:
+    """Each rank scores its share of the test episodes; the pooled counts are summed over ranks."""
+    shard = Subset(test_set, range(context.rank, len(test_set), context.world))
+    local = score_model(model, shard, samples=config.eval.samples, seed=config.eval.seed,
+                        device=device)
+    class_ids = list(test_set.class_ids)
+    counts = torch.stack([local.per_class[c] for c in class_ids])
+    counts = all_reduce_sum(counts.to(device), context).cpu()
+    pooled = IoUAccumulator()
+    for class_id, class_counts in zip(class_ids, counts, strict=True):
+        pooled.add_counts(class_id, class_counts)
+    return pooled.compute()
 
 
 def _optimizer(model: VPIModel, config: Config) -> torch.optim.Optimizer:
@@ -163,15 +236,15 @@ def _optimizer(model: VPIModel, config: Config) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups)
 
 
-def _train_loader(config: Config, start_step: int) -> DataLoader:
+def _train_loader(config: Config, start_step: int, context: DistContext) -> DataLoader:
     batch = config.train.batch_size
     dataset = build_episodes(config.data, "train", shots=config.data.shots,
                              episodes=config.train.steps * batch, seed=config.train.seed,
                              augment=True)
-    indices = range(start_step * batch, config.train.steps * batch)
+    sampler = StepShardSampler(start_step, config.train.steps, batch, context)
     # Its own generator: a DataLoader otherwise draws its base seed from the global RNG, which
     # a resumed run would then consume at another point than the uninterrupted one.
-    return DataLoader(dataset, batch_size=batch, sampler=indices, drop_last=True,
+    return DataLoader(dataset, batch_size=per_rank_batch(batch, context), sampler=sampler,
                       num_workers=config.data.num_workers, collate_fn=collate_episodes,
                       generator=torch.Generator().manual_seed(config.train.seed))
 
