@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from vpi.checkpoint import read_checkpoint, save_checkpoint
 from vpi.config import Config, config_from_dict, config_to_dict
 from vpi.data import build_episodes, collate_episodes
+from vpi.data.splits import write_splits
 from vpi.device import autocast, autocast_dtype, resolve_device
 from vpi.evaluate import score_model
 from vpi.io import atomic_write_text, ensure_writable_dir
@@ -95,7 +96,6 @@ def train(
         torch.cuda.set_device(device)
     console = console if console is not None and context.is_main else Console(quiet=True)
     try:
-        run_dir = _agree_on_run_dir(config, run_dir, context)
         return _train(config, state, run_dir, device, context, console)
     finally:
         shutdown_distributed(context)
@@ -104,15 +104,23 @@ def train(
 def _train(
     config: Config,
     state: dict[str, Any] | None,
-    run_dir: Path,
+    run_dir: str | Path | None,
     device: torch.device,
     context: DistContext,
     console: Console,
 ) -> TrainResult:
     seed_everything(config.train.seed)
+    # Data first: a dataset's layout check fails before any weights load or folder is made.
+    train_cfg = config.train
+    test_set = build_episodes(config.data, "test", shots=config.eval.shots,
+                              episodes=train_cfg.eval_episodes, seed=config.eval.seed)
+    train_set = build_episodes(config.data, "train", shots=config.data.shots,
+                               episodes=train_cfg.steps * train_cfg.batch_size,
+                               seed=train_cfg.seed, augment=True)
     if state is None and config.model.weights is None and config.model.backbone != "tiny":
         console.print("[yellow]warning:[/] training from random init (no --weights given)")
     model = VPIModel(config.model, pretrained=state is None).to(device)
+    run_dir = _agree_on_run_dir(config, run_dir, context)  # after the weights loaded: no empty run
     optimizer = _optimizer(model, config)
     start_step, best = 0, None
     if state is not None:
@@ -123,12 +131,11 @@ def _train(
         console.print(f"resuming {run_dir} at step {start_step}")
     elif context.is_main:
         atomic_write_text(run_dir / "config.json", json.dumps(config_to_dict(config), indent=2))
+        if config.data.dataset != "builtin":  # the lists used, so the episodes can be rebuilt
+            write_splits(config.data, run_dir / "splits")
     network = _parallel(model, config, device, context)
 
-    train_cfg = config.train
-    loader = _train_loader(config, start_step, context)
-    test_set = build_episodes(config.data, "test", shots=config.eval.shots,
-                              episodes=train_cfg.eval_episodes, seed=config.eval.seed)
+    loader = _train_loader(train_set, config, start_step, context)
     use_amp = device.type == "cuda" and train_cfg.amp
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and autocast_dtype(device) == torch.float16)
     log_path = run_dir / "metrics.jsonl"
@@ -236,11 +243,10 @@ def _optimizer(model: VPIModel, config: Config) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups)
 
 
-def _train_loader(config: Config, start_step: int, context: DistContext) -> DataLoader:
+def _train_loader(
+    dataset: Dataset, config: Config, start_step: int, context: DistContext
+) -> DataLoader:
     batch = config.train.batch_size
-    dataset = build_episodes(config.data, "train", shots=config.data.shots,
-                             episodes=config.train.steps * batch, seed=config.train.seed,
-                             augment=True)
     sampler = StepShardSampler(start_step, config.train.steps, batch, context)
     # Its own generator: a DataLoader otherwise draws its base seed from the global RNG, which
     # a resumed run would then consume at another point than the uninterrupted one.
