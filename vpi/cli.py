@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vpi import __version__
@@ -360,6 +361,8 @@ def bench_command(
     from rich.markup import escape
 
     from vpi.bench import (
+        BACKENDS,
+        MODES,
         BenchSettings,
         bench_table,
         plot_bench,
@@ -373,11 +376,9 @@ def bench_command(
 
     settings = BenchSettings(
         samples=tuple(parse_int_list(samples, name="--samples", low=1, high=MAX_SAMPLES)),
-        backends=tuple(parse_choice_list(backend, name="--backend",
-                                         choices=("torch", "torch-amp", "onnx", "trt")))
+        backends=tuple(parse_choice_list(backend, name="--backend", choices=BACKENDS))
         if backend else None,
-        modes=("batched", "looped") if mode == "both"
-        else tuple(parse_choice_list(mode, name="--mode", choices=("batched", "looped"))),
+        modes=MODES if mode == "both" else tuple(parse_choice_list(mode, name="--mode", choices=MODES)),
         shots=shots, warmup=warmup, repeats=repeats, device=device, seed=seed,
         eval=evaluate, eval_episodes=eval_episodes,
     )
@@ -401,7 +402,7 @@ def main() -> None:
     try:
         app()
     except VpiError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -20,10 +20,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -37,9 +44,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def ensure_writable_dir(folder: str | Path) -> Path:
     """Create ``folder`` if needed; a path that cannot hold files is one clear error."""
-    folder = Path(folder)
     if str(folder).strip() == "":
         raise VpiError("the output folder path is empty")
+    folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise VpiError(f"output folder {str(folder)!r} exists and is not a folder")
     try:

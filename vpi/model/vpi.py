@@ -87,14 +87,15 @@ class VPIModel(nn.Module):
         return probs.mean(1), probs.var(1, unbiased=False)
 
     def forward(
-        self, batch: EpisodeBatch, noise: torch.Tensor | None = None
+        self, batch: EpisodeBatch, noise: torch.Tensor | None = None, kl_weight: float = 1.0
     ) -> dict[str, torch.Tensor]:
         """The training objective of Eq. 4 with L = 1: cross-entropy + KL(q || p).
 
         ``noise`` (B, D) is the standard-normal draw of the reparameterisation (drawn here when
         not given; the training loop passes one per episode index so that runs are reproducible
         however the batch is split). The KL is divided by the number of scored pixels so that
-        both terms are per pixel (the ELBO summed over pixels, rescaled), whatever the image size.
+        both terms are per pixel (the ELBO summed over pixels, rescaled), whatever the image size;
+        ``kl_weight`` scales the KL term (1 is the paper's objective).
         """
         mean_p, logvar_p = self.shot_priors(batch.support_images, batch.support_masks)
         mean_p, var_p = aggregate_priors(mean_p, logvar_p.exp(), self.config.aggregation)
@@ -119,7 +120,7 @@ class VPIModel(nn.Module):
         ce = (ce * valid).sum((1, 2)) / pixels
         kl_per_pixel = kl / pixels
         return {
-            "loss": (ce + kl_per_pixel).mean(),
+            "loss": (ce + kl_weight * kl_per_pixel).mean(),
             "ce": ce.mean().detach(),
             "kl": kl.mean().detach(),
         }

@@ -159,7 +159,7 @@ def _train(
                 noise = episode_noise(step_indices(step, train_cfg.batch_size, context),
                                       config.model.latent_dim, train_cfg.seed)
                 with autocast(device, use_amp):
-                    losses = network(batch.to(device), noise.to(device))
+                    losses = network(batch.to(device), noise.to(device), train_cfg.kl_weight)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(losses["loss"]).backward()
                 scaler.step(optimizer)

@@ -1,0 +1,127 @@
+"""export_model: checked graphs, the manifest, parity as a gate, and folders it must not clobber."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+from runtime.helpers import copy_export, snapshot, tensorrt_missing
+
+from vpi import __version__
+from vpi.checkpoint import file_sha256, save_checkpoint
+from vpi.config import config_to_dict
+from vpi.errors import BackendError, ConfigError, VpiError
+from vpi.export import GraphSpec, export_model, pipeline
+from vpi.export.onnx_export import check_graph, graph_signatures
+from vpi.model import VPIModel
+
+
+def test_manifest_records_what_was_exported(exported, tiny_config):
+    checkpoint, folder = exported
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["vpi_version"] == __version__
+    assert manifest["torch_version"] == torch.__version__ and manifest["onnx_version"]
+    assert manifest["input_size"] == [64, 64] and manifest["latent_dim"] == 16
+    assert manifest["shots"] == [1, 10] and manifest["samples"] == [1, 16]
+    assert isinstance(manifest["opset"], int) and manifest["opset"] >= 18
+    assert manifest["checkpoint"]["sha256"] == file_sha256(checkpoint)
+    assert manifest["config"] == json.loads(json.dumps(config_to_dict(tiny_config)))
+    report = manifest["parity"]["onnxruntime"]
+    assert report["tolerance"] == 1e-4 and max(report["max_error"].values()) <= 1e-4
+    covered = {(c["graph"], c["inputs"], c.get("K", c.get("L"))) for c in report["cases"]}
+    assert covered == {
+        ("prior_encoder", "random", 1), ("prior_encoder", "random", 10),
+        ("prior_encoder", "real", 1), ("prior_encoder", "real", 3),
+        ("segmentation_decoder", "random", 1), ("segmentation_decoder", "random", 16),
+        ("segmentation_decoder", "real", 1), ("segmentation_decoder", "real", 6),
+        ("segmentation_decoder", "real", 10),
+    }
+    assert "tensorrt" not in manifest
+
+
+def test_graphs_pass_the_checks_with_named_dynamic_axes(exported):
+    folder = exported[1]
+    signatures = graph_signatures(GraphSpec(64, 16))
+    for name in ("prior_encoder", "segmentation_decoder"):
+        check_graph(folder / f"{name}.onnx", signatures[name])
+        model = onnx.load(folder / f"{name}.onnx")
+        assert {p.key: p.value for p in model.metadata_props} == {
+            "vpi_version": __version__, "vpi_graph": name}
+    assert signatures["prior_encoder"]["inputs"]["support_images"] == ["K", 3, 64, 64]
+    assert signatures["segmentation_decoder"]["inputs"]["prototypes"] == ["L", 16]
+    with pytest.raises(VpiError, match="has inputs .* expected"):
+        check_graph(folder / "prior_encoder.onnx", signatures["segmentation_decoder"])
+
+
+@pytest.fixture
+def other_checkpoint(tmp_path, tiny_config) -> Path:
+    torch.manual_seed(1)
+    return save_checkpoint(tmp_path / "other.pt", VPIModel(tiny_config.model), tiny_config, step=3)
+
+
+@pytest.fixture
+def reuse_graphs(exported, monkeypatch):
+    """Skip the slow exporter: 'export' by copying the session's graphs of the seed-0 model."""
+    def copy_graphs(model, spec, paths, *, opset=None):
+        for name, path in paths.items():
+            shutil.copy(exported[1] / f"{name}.onnx", path)
+        return {name: 20 for name in paths}
+
+    monkeypatch.setattr(pipeline, "export_graphs", copy_graphs)
+
+
+def test_parity_failure_writes_nothing(exported, other_checkpoint, reuse_graphs, tmp_path):
+    # The graphs are the seed-0 model's, the checkpoint is another: parity must fail.
+    folder = copy_export(exported[1], tmp_path / "export")
+    before = snapshot(folder)
+    with pytest.raises(BackendError, match="ONNX Runtime disagrees with eager PyTorch on "
+                                           "prior_encoder at K=1 .* the export was not written"):
+        export_model(other_checkpoint, folder, force=True)
+    assert snapshot(folder) == before
+
+
+def test_reexporting_the_same_checkpoint_needs_no_force(exported, reuse_graphs, tmp_path):
+    folder = copy_export(exported[1], tmp_path / "export")
+    (folder / "notes.txt").write_text("mine")
+    manifest = export_model(exported[0], folder)
+    assert json.loads(manifest.read_text())["parity"]["onnxruntime"]["max_error"]["probability"] < 1e-4
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json", "notes.txt", "prior_encoder.onnx", "segmentation_decoder.onnx"]
+
+
+def test_a_folder_of_another_model_or_of_other_files_is_refused(exported, other_checkpoint,
+                                                                tmp_path):
+    folder = copy_export(exported[1], tmp_path / "export")
+    before = snapshot(folder)
+    with pytest.raises(VpiError, match="holds the export of another checkpoint \\(tiny.pt\\): "
+                                       "choose another --out or pass --force"):
+        export_model(other_checkpoint, folder)
+    assert snapshot(folder) == before
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_bytes(b"x")
+    with pytest.raises(VpiError, match="is not empty and holds no vpi export"):
+        export_model(other_checkpoint, tmp_path / "photos")
+
+
+def test_bad_engine_and_precision(exported, tmp_path):
+    with pytest.raises(ConfigError, match="engine is 'tensorrt'; choose one of: onnx, trt"):
+        export_model(exported[0], tmp_path / "x", engine="tensorrt")
+    with pytest.raises(ConfigError, match="ONNX graphs are exported in fp32; precision 'fp16' "
+                                          "applies to --engine trt"):
+        export_model(exported[0], tmp_path / "x", precision="fp16")
+    assert not (tmp_path / "x").exists()
+
+
+def test_trt_without_tensorrt_fails_before_writing(exported, tmp_path):
+    reason = tensorrt_missing()
+    if reason is None:
+        pytest.skip("TensorRT is installed here")
+    with pytest.raises(BackendError) as info:
+        export_model(exported[0], tmp_path / "engines", engine="trt")
+    assert str(info.value) == reason and "\n" not in reason
+    assert not (tmp_path / "engines").exists()

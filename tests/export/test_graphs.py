@@ -1,0 +1,76 @@
+"""The graph modules that every backend runs: equal to the model's own Eq. 5/6/10 code."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from vpi.export import PriorEncoderGraph, SegmentationDecoderGraph, typed_model
+from vpi.model import VPIModel
+
+
+def _support(shots: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    masks = torch.zeros(shots, 1, 64, 64)
+    masks[:, :, 8:40, 16:48] = 1.0
+    return torch.rand(shots, 3, 64, 64, generator=gen), masks
+
+
+@pytest.mark.parametrize("aggregation", ["variance", "mean"])
+def test_prior_graph_is_the_models_aggregated_prior(tiny_config, aggregation):
+    config = dataclasses.replace(tiny_config.model, aggregation=aggregation)
+    torch.manual_seed(0)
+    model = VPIModel(config).eval()
+    images, masks = _support()
+    with torch.no_grad():
+        mean, var = PriorEncoderGraph(model)(images, masks)
+        ref_mean, ref_var = model.prior(images[None], masks[None])
+    torch.testing.assert_close(mean, ref_mean)
+    torch.testing.assert_close(var, ref_var)
+    assert mean.shape == (1, 16)
+
+
+def test_decoder_graph_is_eq5_of_predict(tiny_model):
+    images, masks = _support()
+    query = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        mean, var = tiny_model.prior(images[None], masks[None])
+        z = tiny_model.prototypes(mean, var, 6, torch.Generator().manual_seed(2))
+        prob, unc = SegmentationDecoderGraph(tiny_model)(query, z[0])
+        ref_prob, ref_unc = tiny_model.predict(images[None], masks[None], query, samples=6,
+                                               generator=torch.Generator().manual_seed(2))
+    assert prob.shape == unc.shape == (1, 1, 64, 64)
+    torch.testing.assert_close(prob[:, 0], ref_prob)
+    torch.testing.assert_close(unc[:, 0], ref_unc)
+
+
+def test_batched_decoder_equals_the_average_of_single_passes(tiny_model):
+    graph = SegmentationDecoderGraph(tiny_model)
+    query = torch.rand(1, 3, 64, 64)
+    z = torch.randn(10, 16) * 3
+    with torch.no_grad():
+        prob, unc = graph(query, z)
+        singles = torch.cat([graph(query, z[i: i + 1])[0] for i in range(10)])
+    torch.testing.assert_close(prob[0], singles.mean(0), atol=1e-6, rtol=0)
+    torch.testing.assert_close(unc[0], singles.var(0, unbiased=False), atol=1e-7, rtol=0)
+    assert float(unc.max()) > 0.0
+
+
+def test_typed_copy_keeps_fp32_io_and_stays_close(tiny_model):
+    assert typed_model(tiny_model, torch.float32) is tiny_model
+    half = typed_model(tiny_model, torch.float16)
+    assert half.encoder.inner.stem[0].weight.dtype == torch.float16
+    assert half.prior_net.mean.weight.dtype == torch.float32  # the prior heads stay fp32
+    assert tiny_model.encoder.stem[0].weight.dtype == torch.float32  # the original is untouched
+    images, masks = _support()
+    query, z = torch.rand(1, 3, 64, 64), torch.randn(6, 16)
+    with torch.no_grad():
+        for graph, args in ((PriorEncoderGraph, (images, masks)),
+                            (SegmentationDecoderGraph, (query, z))):
+            typed, full = graph(half)(*args), graph(tiny_model)(*args)
+            for got, ref in zip(typed, full, strict=True):
+                assert got.dtype == torch.float32
+                scale = max(1.0, float(ref.abs().max()))
+                assert float((got - ref).abs().max()) / scale < 3e-2

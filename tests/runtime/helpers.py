@@ -1,0 +1,84 @@
+"""Helpers shared by the export, runtime and CLI tests (importable as ``runtime.helpers``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vpi.checkpoint import save_checkpoint
+from vpi.config import get_preset
+from vpi.errors import BackendError
+from vpi.export import export_model
+from vpi.export.tensorrt import import_tensorrt
+from vpi.model import VPIModel
+
+
+def tiny_export(base: Path) -> tuple[Path, Path]:
+    """(checkpoint, export folder) of the tiny preset, exported once per test session.
+
+    ``base`` is the session's temporary root, so every test directory's fixture finds the same
+    folder; tests that change an export work on a copy (``copy_export``).
+    """
+    folder = base / "tiny-export"
+    checkpoint, export = folder / "tiny.pt", folder / "onnx"
+    if not (export / "manifest.json").is_file():
+        config = get_preset("tiny")
+        torch.manual_seed(0)
+        save_checkpoint(checkpoint, VPIModel(config.model).eval(), config, step=0)
+        export_model(checkpoint, export)
+    return checkpoint, export
+
+
+def tensorrt_missing() -> str | None:
+    """Why TensorRT cannot run here (the library's own one-line reason), or None if it can."""
+    try:
+        import_tensorrt()
+    except BackendError as exc:
+        return str(exc)
+    return None
+
+
+def copy_export(source: Path, target: Path, **manifest_changes: Any) -> Path:
+    """A copy of an export folder, with top-level manifest fields replaced."""
+    shutil.copytree(source, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest.update(manifest_changes)
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    return target
+
+
+def write_pair(folder: Path, name: str, image: np.ndarray, mask: np.ndarray,
+               mask_name: str | None = None) -> None:
+    """``name`` (an image file name) and its mask, ``<stem>_mask.png`` unless ``mask_name``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(folder / name)
+    Image.fromarray((mask != 0).astype(np.uint8) * 255).save(
+        folder / (mask_name or f"{Path(name).stem}_mask.png"))
+
+
+def blob_pair(seed: int, height: int = 48, width: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """A random image and a mask with one rectangle of foreground."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    mask[height // 4: 3 * height // 4, width // 5: 3 * width // 5] = 1
+    return image, mask
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes, to prove that nothing was touched."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(checkpoint, export folder) of the tiny preset; conftests re-export this fixture."""
+    return tiny_export(tmp_path_factory.getbasetemp())

@@ -1,0 +1,132 @@
+"""One shared test, run over every runner this machine can run: shapes, sizes, parity, checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from runtime.helpers import blob_pair, tensorrt_missing
+from vpi.errors import ConfigError, DataError
+from vpi.export import export_model
+from vpi.runtime import OnnxRunner, Runner, Segmenter, TensorRTRunner, TorchRunner
+
+RUNNERS = [
+    pytest.param("torch-cpu"),
+    pytest.param("onnx-cpu"),
+    pytest.param("torch-cuda", marks=pytest.mark.gpu),
+    pytest.param("onnx-cuda", marks=pytest.mark.gpu),
+    pytest.param("trt", marks=[pytest.mark.gpu, pytest.mark.trt]),
+]
+FP32 = 1e-4
+
+
+@pytest.fixture(scope="module", params=RUNNERS)
+def case(request, exported, tmp_path_factory) -> tuple[Runner, float]:
+    """A runner and the probability tolerance it must meet against eager fp32 on the CPU."""
+    checkpoint, export = exported
+    kind = request.param
+    if kind == "torch-cpu":
+        return TorchRunner.from_checkpoint(checkpoint, device="cpu"), FP32
+    if kind == "onnx-cpu":
+        return OnnxRunner(export, device="cpu"), FP32
+    if kind == "trt":
+        if tensorrt_missing():
+            pytest.skip(tensorrt_missing())
+        folder = tmp_path_factory.mktemp("trt")
+        export_model(checkpoint, folder, engine="trt")
+        return TensorRTRunner(folder), 3e-2
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    if kind == "torch-cuda":
+        return TorchRunner.from_checkpoint(checkpoint, device="cuda"), 3e-2  # autocast
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("needs onnxruntime-gpu")
+    return OnnxRunner(export, device="cuda"), 1e-3  # cuDNN may use TF32
+
+
+@pytest.fixture(scope="module")
+def reference(exported) -> TorchRunner:
+    return TorchRunner.from_checkpoint(exported[0], device="cpu", amp=False)
+
+
+def _support(shots: int, side: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(shots)
+    masks = torch.zeros(shots, 1, side, side)
+    masks[:, :, 10:40, 20:50] = 1.0
+    return torch.rand(shots, 3, side, side, generator=gen), masks
+
+
+def _decoder_inputs(reference: TorchRunner, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    mean, var = reference.run_prior(*_support(3))
+    noise = torch.randn(samples, mean.shape[1], generator=torch.Generator().manual_seed(samples))
+    return torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(7)), mean + noise * var.sqrt()
+
+
+class TestRunner:
+    @pytest.mark.parametrize("shots", [1, 3])
+    def test_prior_matches_eager(self, case, reference, shots):
+        runner, tolerance = case
+        mean, var = runner.run_prior(*_support(shots))
+        ref_mean, ref_var = reference.run_prior(*_support(shots))
+        assert mean.shape == var.shape == (1, 16) and mean.dtype == torch.float32
+        assert bool((var > 0).all())
+        scale = max(1.0, float(ref_var.abs().max()))
+        assert float((mean - ref_mean).abs().max()) <= tolerance
+        assert float((var - ref_var).abs().max()) / scale <= tolerance
+
+    @pytest.mark.parametrize("samples", [1, 6, 10])
+    def test_decoder_matches_eager(self, case, reference, samples):
+        runner, tolerance = case
+        query, z = _decoder_inputs(reference, samples)
+        prob, unc = runner.run_decoder(query, z)
+        ref_prob, ref_unc = reference.run_decoder(query, z)
+        assert prob.shape == unc.shape == (1, 1, 64, 64)
+        assert 0.0 <= float(prob.min()) and float(prob.max()) <= 1.0
+        assert 0.0 <= float(unc.min()) and float(unc.max()) <= 0.25
+        assert float((prob - ref_prob).abs().max()) <= tolerance
+        assert float((unc - ref_unc).abs().max()) <= tolerance
+        if samples == 1:
+            assert float(unc.abs().max()) == 0.0
+
+    def test_batched_equals_looped(self, case, reference):
+        runner, tolerance = case
+        query, z = _decoder_inputs(reference, 6)
+        prob, unc = runner.run_decoder(query, z)
+        singles = torch.cat([runner.run_decoder(query, z[i: i + 1])[0] for i in range(6)])
+        torch.testing.assert_close(prob[0], singles.mean(0), atol=max(tolerance, 1e-6), rtol=0)
+        torch.testing.assert_close(unc[0], singles.var(0, unbiased=False),
+                                   atol=max(tolerance, 1e-6), rtol=0)
+
+    def test_odd_sizes_come_back_at_the_query_size(self, case):
+        runner, _ = case
+        segmenter = Segmenter(runner)
+        pairs = [blob_pair(1, 37, 53), blob_pair(2, 61, 29)]
+        prior = segmenter.encode_support([p[0] for p in pairs], [p[1] for p in pairs])
+        query = blob_pair(3, 45, 71)[0]
+        result = segmenter.segment(query, prior, samples=3, seed=0)
+        for array in (result.probability, result.mask, result.uncertainty):
+            assert array.shape == (45, 71)
+        assert result.mask.dtype == bool and result.samples == 3
+
+    def test_rejects_bad_inputs_with_received_and_expected(self, case):
+        runner, _ = case
+        images, masks = _support(3)
+        with pytest.raises(DataError, match=r"11 image/mask pairs; this prior encoder takes 1 to 10"):
+            runner.run_prior(torch.rand(11, 3, 64, 64), torch.ones(11, 1, 64, 64))
+        with pytest.raises(DataError, match=r"support images has shape \(3, 3, 32, 32\), expected "
+                                            r"\(N, 3, 64, 64\)"):
+            runner.run_prior(torch.rand(3, 3, 32, 32), masks)
+        with pytest.raises(DataError, match="3 support images but 2 support masks"):
+            runner.run_prior(images, masks[:2])
+        with pytest.raises(TypeError, match="float array in \\[0, 1\\], got dtype uint8"):
+            runner.run_prior(np.zeros((1, 3, 64, 64), np.uint8), masks[:1])
+        query = torch.rand(1, 3, 64, 64)
+        for samples in (0, runner.spec.max_samples + 1):
+            with pytest.raises(ConfigError, match=f"samples \\(L\\) is {samples}; this decoder "
+                                                  f"takes 1 to {runner.spec.max_samples}"):
+                runner.run_decoder(query, torch.zeros(samples, 16))
+        with pytest.raises(DataError, match=r"prototypes has shape \(2, 8\), expected \(N, 16\)"):
+            runner.run_decoder(query, torch.zeros(2, 8))

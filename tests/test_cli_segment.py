@@ -1,0 +1,189 @@
+"""`vpi export` and `vpi segment` from the command line: the happy path and every bad input.
+
+Commands run in-process through ``vpi.cli.main`` (what the console script calls), so a VpiError
+becomes one red line and exit code 2 exactly as a user sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+from runtime.helpers import (
+    blob_pair,
+    copy_export,
+    snapshot,
+    tensorrt_missing,
+    tiny_export,
+    write_pair,
+)
+
+from vpi.cli import main
+from vpi.runtime import Segmenter, TorchRunner, find_support_pairs, load_support
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def vpi(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """Run `vpi ARGS...`; return the exit code, stdout and stderr."""
+    monkeypatch.setattr(sys, "argv", ["vpi", *map(str, args)])
+    with pytest.raises(SystemExit) as info:
+        main()
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory) -> tuple[Path, Path]:
+    """(checkpoint, export folder): the session's shared tiny export."""
+    return tiny_export(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def cli_export(exported, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cli") / "export"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(sys, "argv", ["vpi", "export", str(exported[0]), "--out", str(folder)])
+        with pytest.raises(SystemExit) as info:
+            main()
+    assert info.value.code == 0
+    return folder
+
+
+def _threshold_between_pixels(checkpoint: Path) -> float:
+    """A threshold inside the probability range with a gap around it, so masks are non-trivial
+    and the ~1e-7 difference between backends cannot flip a pixel."""
+    segmenter = Segmenter(TorchRunner.from_checkpoint(checkpoint, device="cpu"))
+    prior = segmenter.encode_support(*load_support(find_support_pairs(EXAMPLES / "support")))
+    query = np.asarray(Image.open(EXAMPLES / "query.png").convert("RGB"))
+    values = np.unique(segmenter.segment(query, prior, samples=6, seed=3).probability)
+    middle = values[len(values) // 10: 9 * len(values) // 10]
+    gap = int(np.diff(middle).argmax())
+    assert middle[gap + 1] - middle[gap] > 2e-6
+    return float((middle[gap] + middle[gap + 1]) / 2)
+
+
+def test_export_then_segment_the_examples_on_torch_and_onnx(
+        monkeypatch, capsys, exported, cli_export, tmp_path):
+    manifest = json.loads((cli_export / "manifest.json").read_text())
+    assert manifest["parity"]["onnxruntime"]["max_error"]["probability"] <= 1e-4
+    threshold = _threshold_between_pixels(exported[0])
+    masks = {}
+    for backend, source in (("torch", ["--checkpoint", exported[0]]),
+                            ("onnx", ["--engine-dir", cli_export])):
+        code, out, err = vpi(monkeypatch, capsys, "segment", EXAMPLES / "support",
+                             EXAMPLES / "query.png", *source, "--backend", backend, "--seed", 3,
+                             "--threshold", threshold, "--out", tmp_path / backend)
+        assert code == 0, err
+        assert f"backend: {backend}" in out and "query.png" in out
+        results = json.loads((tmp_path / backend / "results.json").read_text())
+        assert results["seed"] == 3 and len(results["support"]["pairs"]) == 3
+        masks[backend] = np.asarray(Image.open(tmp_path / backend / "query_mask.png"))
+    assert set(np.unique(masks["torch"])) == {0, 255}
+    np.testing.assert_array_equal(masks["torch"], masks["onnx"])
+
+
+def test_without_a_checkpoint_the_newest_run_is_used(monkeypatch, capsys, exported, tmp_path):
+    run = tmp_path / "runs" / "tiny-20260101-120000"
+    run.mkdir(parents=True)
+    shutil.copy(exported[0], run / "best.pt")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = vpi(monkeypatch, capsys, "segment", EXAMPLES / "support",
+                         EXAMPLES / "query.png", "--out", "out")
+    assert code == 0, err
+    assert "using the newest run's runs/tiny-20260101-120000/best.pt" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "query_mask.png", "query_overlay.png", "query_uncertainty.png", "results.json"]
+
+
+def _support(folder: Path, count: int = 2) -> Path:
+    for i in range(count):
+        write_pair(folder, f"s{i}.png", *blob_pair(i))
+    return folder
+
+
+def _case_setup(case: str, tmp_path: Path, export: Path) -> tuple[list, str]:
+    """Arguments after `vpi` for one bad input, and the message it must give."""
+    support, query = tmp_path / "support", EXAMPLES / "query.png"
+    common = ["--engine-dir", export]
+    if case == "image without mask":
+        _support(support)
+        Image.fromarray(blob_pair(5)[0]).save(support / "cat.jpg")
+        return ["segment", support, query, *common], "support image 'cat.jpg' has no mask"
+    if case == "mask of another size":
+        write_pair(support, "cat_2.png", blob_pair(1, 240, 320)[0], blob_pair(1, 120, 160)[1])
+        return (["segment", support, query, *common],
+                "support mask 'cat_2_mask.png' is 160×120 but its image 'cat_2.png' is 320×240")
+    if case == "all-background mask":
+        write_pair(support, "cat.png", blob_pair(1)[0], np.zeros((48, 40), np.uint8))
+        return ["segment", support, query, *common], "support mask 'cat_mask.png' has no foreground"
+    if case == "support file is not an image":
+        _support(support)
+        (support / "s1.png").write_text("not a picture")
+        return ["segment", support, query, *common], "s1.png' is not an image PIL can read"
+    if case == "query is not an image":
+        (tmp_path / "notes.png").write_text("not a picture")
+        return (["segment", _support(support), tmp_path / "notes.png", *common],
+                "query '.*notes.png' is not an image PIL can read")
+    if case == "empty support folder":
+        support.mkdir()
+        return ["segment", support, query, *common], "holds no image/mask pairs"
+    if case == "too many support pairs":
+        return (["segment", _support(support, 11), query, *common],
+                "the support set has 11 image/mask pairs; this prior encoder takes 1 to 10")
+    if case in ("L = 0", "L = 17"):
+        samples = case[-2:].strip()
+        return (["segment", _support(support), query, *common, "--samples", samples],
+                f"samples \\(L\\) is {samples}; this decoder takes 1 to 16")
+    if case == "export of another vpi":
+        old = copy_export(export, tmp_path / "old", vpi_version="0.0.1")
+        return (["segment", _support(support), query, "--engine-dir", old],
+                "was written by vpi 0.0.1, but this is vpi")
+    if case == "onnx file of another vpi":
+        mixed = copy_export(export, tmp_path / "mixed")
+        graph = onnx.load(mixed / "prior_encoder.onnx")
+        onnx.helper.set_model_props(graph, {"vpi_version": "9.0.0"})
+        onnx.save(graph, mixed / "prior_encoder.onnx")
+        return (["segment", _support(support), query, "--engine-dir", mixed, "--backend", "onnx"],
+                "prior_encoder.onnx' was written by vpi 9.0.0")
+    if case == "segment --backend trt without TensorRT":
+        return (["segment", _support(support), query, *common, "--backend", "trt"],
+                "TensorRT engines: build them with|TensorRT is not installed")
+    assert case == "export --engine trt without TensorRT"
+    return (["export", tmp_path / "x.pt", "--out", tmp_path / "out", "--engine", "trt"],
+            "TensorRT is not installed: pip install")
+
+
+BAD_INPUTS = [
+    "image without mask", "mask of another size", "all-background mask",
+    "support file is not an image", "query is not an image", "empty support folder",
+    "too many support pairs", "L = 0", "L = 17", "export of another vpi",
+    "onnx file of another vpi", "segment --backend trt without TensorRT",
+    "export --engine trt without TensorRT",
+]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_is_one_line_and_touches_nothing(monkeypatch, capsys, exported, tmp_path, case):
+    if "TensorRT" in case and tensorrt_missing() is None:
+        pytest.skip("TensorRT is installed here")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text('{"from": "an earlier run"}')
+    (out / "query_mask.png").write_bytes(b"earlier")
+    before = snapshot(out)
+    args, message = _case_setup(case, tmp_path, exported[1])
+    if args[0] == "segment":
+        args += ["--out", out]
+    code, _, err = vpi(monkeypatch, capsys, *args)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert re.search(message, err), err
+    assert snapshot(out) == before

@@ -1,0 +1,103 @@
+"""The two deployable graphs, as small modules over a trained VPIModel.
+
+Every backend runs exactly these modules: ONNX export traces them, the torch runner calls them, so
+backends differ only in how they execute the same computation. Sampling is not part of either
+graph: the caller draws the noise with a seed and passes the prototypes z = mean + noise * std, so
+both graphs are deterministic and a seed gives the same answer on every backend.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from vpi.model import Features, VPIModel, aggregate_priors
+
+PRIOR_INPUTS = ("support_images", "support_masks")
+PRIOR_OUTPUTS = ("prior_mean", "prior_variance")
+DECODER_INPUTS = ("query_image", "prototypes")
+DECODER_OUTPUTS = ("probability", "uncertainty")
+
+
+class PriorEncoderGraph(nn.Module):
+    """Support images (K, 3, H, W) in [0, 1] and masks (K, 1, H, W) -> mean, variance (1, D).
+
+    The K per-shot priors are fused by the checkpoint's rule (Eq. 6 or Eq. 10); the variance is
+    ``exp`` of the clamped log-variance, computed in fp32 whatever the encoder's precision.
+    """
+
+    def __init__(self, model: VPIModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, support_images: torch.Tensor, support_masks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, logvar = self.model.shot_priors(support_images[None], support_masks[None])
+        return aggregate_priors(
+            mean.float(), logvar.float().exp(), self.model.config.aggregation
+        )
+
+
+class SegmentationDecoderGraph(nn.Module):
+    """One query (1, 3, H, W) and L prototypes (L, D) -> probability, uncertainty (1, 1, H, W).
+
+    The query is encoded once; the decoder runs all L prototypes as one batch over the shared
+    features. Probability is the mean of the L sigmoid maps (Eq. 5), uncertainty their variance
+    (population variance, zero for L = 1); both reductions run in fp32.
+    """
+
+    def __init__(self, model: VPIModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, query_image: torch.Tensor, prototypes: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.encoder(query_image)
+        logits = self.model.decode(features, prototypes[None], query_image.shape[-2:])
+        probs = torch.sigmoid(logits.float())
+        return probs.mean(1, keepdim=True), probs.var(1, unbiased=False, keepdim=True)
+
+
+class _TypedEncoder(nn.Module):
+    """Runs the encoder in ``dtype``; takes and returns fp32 so the pooling stays fp32."""
+
+    def __init__(self, encoder: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.inner = encoder.to(dtype)
+        self.dtype = dtype
+
+    def forward(self, images: torch.Tensor) -> Features:
+        return Features(*(f.float() for f in self.inner(images.to(self.dtype))))
+
+
+class _TypedDecoder(nn.Module):
+    """Runs the segmentation net in ``dtype``; returns fp32 logits for the sigmoid and the mean."""
+
+    def __init__(self, decoder: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.inner = decoder.to(dtype)
+        self.dtype = dtype
+
+    def forward(self, features: Features, z: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+        typed = Features(*(f.to(self.dtype) for f in features))
+        return self.inner(typed, z.to(self.dtype), out_size).float()
+
+
+def typed_model(model: VPIModel, dtype: torch.dtype) -> VPIModel:
+    """A copy whose encoder and decoder convolutions run in ``dtype`` (fp16/bf16).
+
+    This is how TensorRT 11's strongly typed builds get FP16: the precision lives in the graph.
+    The numerically fragile parts stay fp32, as DEPLOY.md asks: masked pooling and its division,
+    the prior heads, ``exp`` of the log-variance, the sigmoid and the mean/variance over L.
+    Graph inputs and outputs stay fp32, so runners feed every precision the same way.
+    """
+    if dtype == torch.float32:
+        return model
+    typed = copy.deepcopy(model)
+    typed.encoder = _TypedEncoder(typed.encoder, dtype)
+    typed.decoder = _TypedDecoder(typed.decoder, dtype)
+    return typed.eval()

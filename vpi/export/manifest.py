@@ -1,0 +1,101 @@
+"""The export folder's manifest.json: what was exported, from what, and how well it matched.
+
+Runners read it before loading anything, so a folder from another vpi version, or an engine for
+another TensorRT or GPU, is refused with a message that says what to rebuild — never a crash deep
+inside a backend.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vpi import __version__
+from vpi.config import MAX_SAMPLES, MAX_SHOTS, Config
+from vpi.errors import BackendError
+from vpi.io import atomic_write_text
+
+FORMAT = "vpi-export"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+GRAPH_FILES = {
+    "prior_encoder": "prior_encoder.onnx",
+    "segmentation_decoder": "segmentation_decoder.onnx",
+}
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """What a runner must know to feed the graphs: the fixed input side, D, and the K/L ranges."""
+
+    input_size: int
+    latent_dim: int
+    probabilistic: bool = True
+    max_shots: int = MAX_SHOTS
+    max_samples: int = MAX_SAMPLES
+
+    @classmethod
+    def from_config(cls, config: Config) -> GraphSpec:
+        return cls(config.data.image_size, config.model.latent_dim, config.model.probabilistic)
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> GraphSpec:
+        return cls(
+            manifest["input_size"][0],
+            manifest["latent_dim"],
+            manifest["probabilistic"],
+            manifest["shots"][1],
+            manifest["samples"][1],
+        )
+
+
+def major_minor(version: str) -> tuple[int, ...]:
+    """``"0.1.3" -> (0, 1)``; the parts that must agree between exporter and runner."""
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else -1)
+    return tuple(parts)
+
+
+def check_vpi_version(found: str | None, where: str) -> None:
+    """Refuse files written by a vpi whose major.minor differs from ours (layouts may differ)."""
+    if found is None or major_minor(found) != major_minor(__version__):
+        raise BackendError(
+            f"{where} was written by vpi {found or 'of unknown version'}, but this is vpi "
+            f"{__version__}: export the checkpoint again with `vpi export CHECKPOINT`"
+        )
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The validated manifest of an export folder; anything else is one BackendError line."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise BackendError(f"export folder {str(folder)!r} does not exist")
+    if not path.is_file():
+        raise BackendError(
+            f"{str(folder)!r} holds no {MANIFEST}, so it is not a vpi export: "
+            f"run `vpi export CHECKPOINT --out {folder}`"
+        )
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BackendError(f"{str(path)!r} is not readable JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BackendError(f"{str(path)!r} is not a vpi export manifest")
+    check_vpi_version(manifest.get("vpi_version"), f"export {str(folder)!r}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BackendError(
+            f"export {str(folder)!r} has manifest format {manifest.get('format_version')}, "
+            f"this vpi reads {FORMAT_VERSION}: export the checkpoint again"
+        )
+    return manifest
+
+
+def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> Path:
+    path = Path(folder) / MANIFEST
+    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    return path

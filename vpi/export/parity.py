@@ -1,0 +1,117 @@
+"""Parity of an exported backend with eager PyTorch, on random and on real inputs.
+
+Random inputs cover the corners (K = 10, L = 16); real inputs — built-in images with their masks,
+prototypes drawn from their prior — cover the values a deployment actually sees. Errors on the
+prior are scaled by the size of the reference (variances reach e^10), errors on probability and
+uncertainty are absolute.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from vpi.data.builtin import render_sample
+from vpi.errors import BackendError
+from vpi.export.manifest import GraphSpec
+
+FP32_TOLERANCE = 1e-4
+LOW_PRECISION_TOLERANCE = 3e-2  # fp16/bf16 engines against fp32 eager PyTorch
+# Random inputs probe the ends of the dynamic ranges, real ones the sizes used in practice.
+RANDOM_SHOTS, REAL_SHOTS = (1, 10), (1, 3)
+RANDOM_SAMPLES, REAL_SAMPLES = (1, 16), (1, 6, 10)
+_REAL_CLASS = 0  # a class that fold 0 holds out, as a deployment would meet it
+
+
+class GraphRunner(Protocol):
+    """What parity needs of a runner (``vpi.runtime.Runner`` satisfies it)."""
+
+    def run_prior(self, images: Any, masks: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def run_decoder(self, query: Any, prototypes: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def parity_report(
+    reference: GraphRunner, candidate: GraphRunner, spec: GraphSpec, tolerance: float
+) -> dict[str, Any]:
+    """Run both on every case; the worst error per output and every case's figures."""
+    cases = []
+    for kind, images, masks in _support_cases(spec):
+        ref, got = reference.run_prior(images, masks), candidate.run_prior(images, masks)
+        cases.append({"graph": "prior_encoder", "inputs": kind, "K": int(images.shape[0]),
+                      "prior_mean": _scaled(ref[0], got[0]),
+                      "prior_variance": _scaled(ref[1], got[1])})
+    for kind, query, prototypes in _decoder_cases(spec, reference):
+        ref = reference.run_decoder(query, prototypes)
+        got = candidate.run_decoder(query, prototypes)
+        cases.append({"graph": "segmentation_decoder", "inputs": kind,
+                      "L": int(prototypes.shape[0]),
+                      "probability": _abs(ref[0], got[0]), "uncertainty": _abs(ref[1], got[1])})
+    outputs = ("prior_mean", "prior_variance", "probability", "uncertainty")
+    worst = {name: max(c[name] for c in cases if name in c) for name in outputs}
+    return {"tolerance": tolerance, "max_error": worst, "cases": cases}
+
+
+def check_parity(report: dict[str, Any], backend: str) -> None:
+    """Refuse an export whose worst error exceeds the tolerance, naming the case."""
+    tolerance = report["tolerance"]
+    for case in report["cases"]:
+        for name in ("prior_mean", "prior_variance", "probability", "uncertainty"):
+            if case.get(name, 0.0) > tolerance:
+                size = f"K={case['K']}" if "K" in case else f"L={case['L']}"
+                raise BackendError(
+                    f"{backend} disagrees with eager PyTorch on {case['graph']} at {size} "
+                    f"({case['inputs']} inputs): {name} error {case[name]:.2e} > "
+                    f"{tolerance:.0e}; the export was not written"
+                )
+
+
+def _support_cases(spec: GraphSpec) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(0)
+    s = spec.input_size
+    cases = []
+    for shots in _within(RANDOM_SHOTS, spec.max_shots):
+        masks = (torch.rand(shots, 1, s, s, generator=gen) > 0.5).float()
+        cases.append(("random", torch.rand(shots, 3, s, s, generator=gen), masks))
+    images, masks = _real_pairs(s, max(REAL_SHOTS) + 1)
+    cases += [("real", images[:k], masks[:k]) for k in _within(REAL_SHOTS, spec.max_shots)]
+    return cases
+
+
+def _decoder_cases(
+    spec: GraphSpec, reference: GraphRunner
+) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(1)
+    s, d = spec.input_size, spec.latent_dim
+    cases = [("random", torch.rand(1, 3, s, s, generator=gen), torch.randn(n, d, generator=gen))
+             for n in _within(RANDOM_SAMPLES, spec.max_samples)]
+    shots = min(max(REAL_SHOTS), spec.max_shots)
+    images, masks = _real_pairs(s, shots + 1)
+    mean, var = reference.run_prior(images[:shots], masks[:shots])
+    for n in _within(REAL_SAMPLES, spec.max_samples):
+        noise = torch.randn(n, d, generator=gen)
+        cases.append(("real", images[shots:], mean + noise * var.sqrt()))
+    return cases
+
+
+def _within(sizes: tuple[int, ...], maximum: int) -> list[int]:
+    return [n for n in sizes if n <= maximum]
+
+
+def _real_pairs(size: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` built-in images of one held-out class: (N, 3, S, S) and masks (N, 1, S, S)."""
+    rng = np.random.default_rng(0)
+    pairs = [render_sample(_REAL_CLASS, rng, size) for _ in range(count)]
+    images = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2) / 255.0
+    masks = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None].float()
+    return images.float().contiguous(), masks
+
+
+def _abs(ref: torch.Tensor, got: torch.Tensor) -> float:
+    return float((ref.float() - got.float()).abs().max())
+
+
+def _scaled(ref: torch.Tensor, got: torch.Tensor) -> float:
+    return _abs(ref, got) / max(1.0, float(ref.float().abs().max()))

@@ -1,0 +1,216 @@
+"""``export_model``: checkpoint -> checked ONNX graphs (and TensorRT engines) + manifest.json.
+
+Everything is written to a staging folder inside ``out_dir`` first and moved into place only after
+the checks and the parity with eager PyTorch pass, so a failed export leaves an earlier one intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+
+from vpi import __version__
+from vpi.checkpoint import file_sha256, load_model
+from vpi.config import Config, config_to_dict
+from vpi.errors import ConfigError, VpiError
+from vpi.export.graphs import typed_model
+from vpi.export.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    GRAPH_FILES,
+    MANIFEST,
+    GraphSpec,
+    write_manifest,
+)
+from vpi.export.onnx_export import check_graph, export_graphs, graph_signatures
+from vpi.export.parity import (
+    FP32_TOLERANCE,
+    LOW_PRECISION_TOLERANCE,
+    check_parity,
+    parity_report,
+)
+from vpi.export.tensorrt import (
+    ENGINE_FILES,
+    PrecisionPlan,
+    build_engines,
+    import_tensorrt,
+    precision_plan,
+)
+from vpi.io import ensure_writable_dir
+from vpi.model import VPIModel
+
+ENGINES = ("onnx", "trt")
+_BF16_OPSET = 22  # the first opset whose Conv accepts bfloat16
+
+
+def export_model(
+    checkpoint: str | Path,
+    out_dir: str | Path = "export",
+    *,
+    engine: str = "onnx",
+    precision: str | None = None,
+    opset: int | None = None,
+    force: bool = False,
+) -> Path:
+    """Export ``checkpoint`` to ``out_dir``; returns the path of the written manifest.json.
+
+    ``engine="onnx"`` writes fp32 graphs only (``precision`` must be None or "fp32");
+    ``engine="trt"`` also builds TensorRT engines in ``precision`` (default "fp16"). An
+    ``out_dir`` that holds anything but an export of this same checkpoint is refused unless
+    ``force``; files of ours are replaced, nothing else in the folder is touched.
+    """
+    if engine not in ENGINES:
+        raise ConfigError(f"engine is {engine!r}; choose one of: {', '.join(ENGINES)}")
+    if engine == "onnx" and precision not in (None, "fp32"):
+        raise ConfigError(
+            f"ONNX graphs are exported in fp32; precision {precision!r} applies to --engine trt"
+        )
+    # Missing backends fail first, before anything is written.
+    trt_plan = None
+    if engine == "trt":
+        trt_plan = precision_plan(import_tensorrt().__version__, precision or "fp16")
+    from vpi.runtime.onnx_runner import import_onnxruntime  # see _onnx_parity
+
+    ort_version = import_onnxruntime().__version__  # the parity check runs on it
+    started = time.perf_counter()
+    model, config, state = load_model(checkpoint)
+    digest = file_sha256(checkpoint)
+    out = Path(out_dir)
+    _check_out_dir(out, digest, force)
+    ensure_writable_dir(out)
+    spec = GraphSpec.from_config(config)
+    signatures = graph_signatures(spec)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".staging-") as tmp:
+        stage = Path(tmp)
+        paths = {name: stage / file for name, file in GRAPH_FILES.items()}
+        opsets = export_graphs(model, spec, paths, opset=opset)
+        for name, path in paths.items():
+            check_graph(path, signatures[name])
+        exported = time.perf_counter()
+        manifest = _manifest(config, state, Path(checkpoint), digest, spec)
+        manifest.update(opset=max(opsets.values()), onnxruntime_version=ort_version)
+        write_manifest(stage, manifest)  # provisional: the runners below open the staged folder
+        manifest["parity"] = {"onnxruntime": _onnx_parity(model, spec, stage)}
+        manifest["timing_s"] = {
+            "onnx_export": round(exported - started, 3),
+            "onnx_parity": round(time.perf_counter() - exported, 3),
+        }
+        if trt_plan is not None:
+            manifest["tensorrt"] = _build_tensorrt(model, spec, stage, trt_plan, opset)
+            write_manifest(stage, manifest)
+            manifest["parity"]["tensorrt"] = _tensorrt_parity(model, spec, stage)
+        manifest["timing_s"]["total"] = round(time.perf_counter() - started, 3)
+        for path in stage.iterdir():
+            if path.name != MANIFEST:
+                os.replace(path, out / path.name)
+    return write_manifest(out, manifest)
+
+
+def _check_out_dir(out: Path, digest: str, force: bool) -> None:
+    """Refuse to mix exports: a folder of another checkpoint, or of other files, needs force."""
+    if force or not out.is_dir():
+        return
+    if not any(p for p in out.iterdir() if not p.name.startswith(".staging-")):
+        return
+    try:
+        old = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        old = None
+    if isinstance(old, dict) and old.get("format") == FORMAT:
+        previous = old.get("checkpoint", {})
+        if previous.get("sha256") == digest:
+            return
+        raise VpiError(
+            f"output folder {str(out)!r} holds the export of another checkpoint "
+            f"({previous.get('file')}): choose another --out or pass --force to replace it"
+        )
+    raise VpiError(
+        f"output folder {str(out)!r} is not empty and holds no vpi export: choose an empty "
+        "folder or pass --force"
+    )
+
+
+def _manifest(
+    config: Config,
+    state: dict[str, Any],
+    checkpoint: Path,
+    digest: str,
+    spec: GraphSpec,
+) -> dict[str, Any]:
+    """Everything but the parity figures, the opset and the ONNX Runtime version."""
+    signatures = graph_signatures(spec)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "vpi_version": __version__,
+        "torch_version": torch.__version__,
+        "onnx_version": onnx.__version__,
+        "python_version": platform.python_version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "input_size": [spec.input_size, spec.input_size],
+        "latent_dim": spec.latent_dim,
+        "shots": [1, spec.max_shots],
+        "samples": [1, spec.max_samples],
+        "probabilistic": spec.probabilistic,
+        "aggregation": config.model.aggregation,
+        "checkpoint": {
+            "file": checkpoint.name,
+            "sha256": digest,
+            "step": state.get("step"),
+            "vpi_version": state.get("vpi_version"),
+        },
+        "config": config_to_dict(config),
+        "graphs": {
+            name: {"file": GRAPH_FILES[name], "dtype": "float32", **signatures[name]}
+            for name in GRAPH_FILES
+        },
+    }
+
+
+# The runners are imported where used: vpi.runtime imports vpi.export (graphs, manifest).
+def _onnx_parity(model: VPIModel, spec: GraphSpec, stage: Path) -> dict[str, Any]:
+    from vpi.runtime.onnx_runner import OnnxRunner
+    from vpi.runtime.torch_runner import TorchRunner
+
+    reference = TorchRunner(model, spec, device="cpu")
+    report = parity_report(reference, OnnxRunner(stage, device="cpu"), spec, FP32_TOLERANCE)
+    check_parity(report, "ONNX Runtime")
+    return report
+
+
+def _tensorrt_parity(model: VPIModel, spec: GraphSpec, stage: Path) -> dict[str, Any]:
+    from vpi.runtime.tensorrt_runner import TensorRTRunner
+    from vpi.runtime.torch_runner import TorchRunner
+
+    candidate = TensorRTRunner(stage)
+    tolerance = FP32_TOLERANCE * 10 if candidate.precision == "fp32" else LOW_PRECISION_TOLERANCE
+    report = parity_report(TorchRunner(model, spec, device="cpu"), candidate, spec, tolerance)
+    check_parity(report, "TensorRT")
+    return report
+
+
+def _build_tensorrt(
+    model: VPIModel, spec: GraphSpec, stage: Path, plan: PrecisionPlan, opset: int | None
+) -> dict[str, Any]:
+    """Engines from the fp32 graphs (TensorRT 10) or from typed copies (TensorRT 11+)."""
+    sources = {name: stage / file for name, file in GRAPH_FILES.items()}
+    if plan.graph_dtype != torch.float32:
+        suffix = f".{plan.precision}.onnx"
+        sources = {name: stage / file.replace(".onnx", suffix) for name, file in GRAPH_FILES.items()}
+        if plan.graph_dtype == torch.bfloat16:
+            opset = max(opset or _BF16_OPSET, _BF16_OPSET)
+        export_graphs(typed_model(model, plan.graph_dtype), spec, sources, opset=opset)
+        signatures = graph_signatures(spec)
+        for name, path in sources.items():
+            check_graph(path, signatures[name])
+    plans = {name: stage / file for name, file in ENGINE_FILES.items()}
+    return build_engines(sources, plans, spec, plan)

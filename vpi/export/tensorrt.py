@@ -1,0 +1,220 @@
+"""TensorRT engines from the exported ONNX graphs, and the plain-Python rules around them.
+
+TensorRT cannot be installed on the machines vpi is developed on, so the part that calls it
+(``build_engines``) is kept thin and follows the documented Python API; everything it decides —
+precision per TensorRT major version, optimisation profiles, compatibility of a built engine,
+the timing-cache location — is plain Python, tested without TensorRT.
+
+Precision: TensorRT 10 builds the fp32 graph with the FP16/BF16 builder flag. TensorRT 11 removed
+those flags and builds strongly typed networks, so the precision must be in the graph: vpi then
+builds from a typed copy of the graphs (``vpi.export.graphs.typed_model``) whose encoder and
+decoder run in fp16/bf16 while pooling, exp, sigmoid and the mean/variance over L stay fp32.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from vpi.errors import BackendError, ConfigError
+from vpi.export.manifest import GraphSpec
+from vpi.io import atomic_write_bytes
+
+PRECISIONS = ("fp16", "fp32", "bf16")
+SHOTS_PROFILE = (1, 1)  # min and opt of K; max is the spec's max_shots
+SAMPLES_PROFILE = (1, 6)  # min and opt of L; max is the spec's max_samples
+ENGINE_FILES = {
+    "prior_encoder": "prior_encoder.plan",
+    "segmentation_decoder": "segmentation_decoder.plan",
+}
+WORKSPACE_BYTES = 2 << 30
+_MISSING = "TensorRT is not installed: pip install 'vpi[gpu]' on a machine with an NVIDIA GPU"
+
+
+def import_tensorrt() -> ModuleType:
+    """The ``tensorrt`` module, or one line saying what is missing (TensorRT or a CUDA GPU)."""
+    try:
+        import tensorrt
+    except ImportError:
+        raise BackendError(_MISSING) from None
+    if not torch.cuda.is_available():
+        raise BackendError("TensorRT needs an NVIDIA GPU, and no CUDA device is visible here")
+    return tensorrt
+
+
+def tensorrt_major(version: str) -> int:
+    try:
+        return int(version.split(".")[0])
+    except ValueError:
+        raise BackendError(f"cannot read TensorRT's version {version!r}") from None
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """How one TensorRT version gets one precision: builder flags, or a typed graph."""
+
+    precision: str
+    builder_flags: tuple[str, ...]  # names in trt.BuilderFlag
+    strongly_typed: bool
+    graph_dtype: torch.dtype  # the dtype of the graph's convolutions that TensorRT parses
+
+
+def precision_plan(tensorrt_version: str, precision: str) -> PrecisionPlan:
+    """TensorRT 10: fp32 graph + FP16/BF16 flag. TensorRT 11+: typed graph, strongly typed."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision is {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    major = tensorrt_major(tensorrt_version)
+    if major < 10:
+        raise BackendError(f"TensorRT {tensorrt_version} is too old: vpi needs TensorRT 10 or newer")
+    dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+    if major == 10:
+        flags = {"fp16": ("FP16",), "bf16": ("BF16",), "fp32": ()}[precision]
+        return PrecisionPlan(precision, flags, False, torch.float32)
+    return PrecisionPlan(precision, (), True, dtypes[precision])
+
+
+def optimization_profiles(spec: GraphSpec) -> dict[str, dict[str, list[list[int]]]]:
+    """min/opt/max shapes of every input: K in 1..max_shots (opt 1), L in 1..max_samples (opt 6)."""
+    s, d = spec.input_size, spec.latent_dim
+    k_min, k_opt = SHOTS_PROFILE
+    l_min, l_opt = SAMPLES_PROFILE
+    shots = (k_min, k_opt, spec.max_shots)
+    samples = (l_min, min(l_opt, spec.max_samples), spec.max_samples)
+    return {
+        "prior_encoder": {
+            "support_images": [[k, 3, s, s] for k in shots],
+            "support_masks": [[k, 1, s, s] for k in shots],
+        },
+        "segmentation_decoder": {
+            "query_image": [[1, 3, s, s]] * 3,
+            "prototypes": [[n, d] for n in samples],
+        },
+    }
+
+
+def profile_spec(spec: GraphSpec, profiles: dict[str, dict[str, list[list[int]]]]) -> GraphSpec:
+    """The K and L ranges an engine accepts: the max of its optimisation profiles."""
+    return GraphSpec(
+        spec.input_size, spec.latent_dim, spec.probabilistic,
+        profiles["prior_encoder"]["support_images"][2][0],
+        profiles["segmentation_decoder"]["prototypes"][2][0],
+    )
+
+
+def device_fingerprint() -> dict[str, str]:
+    """The GPU an engine is built for: its name and compute capability, e.g. "9.0"."""
+    major, minor = torch.cuda.get_device_capability()
+    return {"gpu": torch.cuda.get_device_name(), "compute_capability": f"{major}.{minor}"}
+
+
+def check_engine_compatibility(
+    info: dict[str, Any], tensorrt_version: str, compute_capability: str, where: str
+) -> None:
+    """Refuse, before deserialising, an engine built by another TensorRT or for another GPU."""
+    hint = "rebuild it here with `vpi export CHECKPOINT --engine trt`"
+    if info["tensorrt_version"] != tensorrt_version:
+        raise BackendError(
+            f"the TensorRT engines in {where} were built with TensorRT {info['tensorrt_version']}, "
+            f"but this machine has TensorRT {tensorrt_version} (plans only load on the exact "
+            f"version that built them): {hint}"
+        )
+    if info["compute_capability"] != compute_capability:
+        raise BackendError(
+            f"the TensorRT engines in {where} were built for compute capability "
+            f"{info['compute_capability']} ({info.get('gpu', 'unknown GPU')}), but this GPU is "
+            f"{compute_capability}: {hint}"
+        )
+
+
+def timing_cache_path(tensorrt_version: str, compute_capability: str) -> Path:
+    """One cache per TensorRT version and GPU, shared by every export on this machine."""
+    root = os.environ.get("VPI_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vpi"
+    )
+    return Path(root) / "tensorrt" / f"timing-{tensorrt_version}-sm{compute_capability}.cache"
+
+
+def read_timing_cache(path: Path) -> bytes:
+    """Fail-open: a missing or unreadable cache only means a slower build."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def build_engines(
+    onnx_paths: dict[str, Path],
+    plan_paths: dict[str, Path],
+    spec: GraphSpec,
+    plan: PrecisionPlan,
+    cache_path: Path | None = None,
+) -> dict[str, Any]:
+    """Build one engine per graph (one optimisation profile each); plans written atomically.
+
+    The timing cache (default: ``timing_cache_path``) is read fail-open and saved atomically,
+    so a second build on the same machine skips most kernel timing.
+    """
+    trt = import_tensorrt()
+    started = time.perf_counter()
+    logger = trt.Logger(trt.Logger.WARNING)
+    fingerprint = device_fingerprint()
+    cache_path = cache_path or timing_cache_path(trt.__version__, fingerprint["compute_capability"])
+    cache = read_timing_cache(cache_path)
+    profiles = optimization_profiles(spec)
+    for name, onnx_path in onnx_paths.items():
+        serialized, cache = _build(trt, logger, onnx_path, profiles[name], plan, cache)
+        atomic_write_bytes(plan_paths[name], serialized)
+    atomic_write_bytes(cache_path, cache)
+    return {
+        "tensorrt_version": trt.__version__,
+        **fingerprint,
+        "precision": plan.precision,
+        "strongly_typed": plan.strongly_typed,
+        "profiles": profiles,
+        "files": {name: path.name for name, path in plan_paths.items()},
+        "built_from": {name: path.name for name, path in onnx_paths.items()},
+        "timing_cache": str(cache_path),
+        "build_s": round(time.perf_counter() - started, 3),
+    }
+
+
+def _build(
+    trt: ModuleType,
+    logger: Any,
+    onnx_path: Path,
+    profile_shapes: dict[str, list[list[int]]],
+    plan: PrecisionPlan,
+    cache: bytes,
+) -> tuple[bytes, bytes]:
+    builder = trt.Builder(logger)
+    typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    flags = 1 << int(typed) if plan.strongly_typed and typed is not None else 0
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise BackendError(f"TensorRT cannot parse {onnx_path.name}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+    for flag in plan.builder_flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    profile = builder.create_optimization_profile()
+    for name, (low, opt, high) in profile_shapes.items():
+        profile.set_shape(name, low, opt, high)
+    config.add_optimization_profile(profile)
+    try:
+        timing = config.create_timing_cache(cache)
+        if not config.set_timing_cache(timing, ignore_mismatch=False):
+            raise ValueError("stale timing cache")
+    except Exception:  # a cache from another build of TensorRT: start afresh
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise BackendError(f"TensorRT could not build an engine from {onnx_path.name}")
+    return bytes(serialized), bytes(config.get_timing_cache().serialize())
