@@ -46,3 +46,11 @@ def test_interrupted_save_keeps_the_previous_file(tiny_checkpoint, tiny_model, t
         save_checkpoint(tiny_checkpoint, tiny_model, tiny_config, step=5)
     assert tiny_checkpoint.read_bytes() == before
     assert [p.name for p in tiny_checkpoint.parent.iterdir()] == [tiny_checkpoint.name]
+
+
+def test_checkpoint_missing_weights_names_them(tiny_checkpoint):
+    state = torch.load(tiny_checkpoint, weights_only=False)
+    del state["model"]["decoder.head.weight"]
+    torch.save(state, tiny_checkpoint)
+    with pytest.raises(CheckpointError, match="lacks weights for its model: decoder.head.weight"):
+        load_model(tiny_checkpoint)

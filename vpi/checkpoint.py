@@ -79,11 +79,19 @@ def load_model(
     except VpiError as exc:
         raise CheckpointError(f"checkpoint {str(path)!r} holds an unusable config: {exc}") from None
     model = VPIModel(config.model)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise CheckpointError(f"checkpoint {str(path)!r} does not fit its model: {first}") from None
+    weights = state.get("model") or {}
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    misshapen = [k for k in expected if k in weights and weights[k].shape != expected[k].shape]
+    for problem, keys in (("lacks", missing), ("has unknown", unexpected),
+                          ("has wrongly shaped", misshapen)):
+        if keys:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} {problem} weights for its model: "
+                f"{', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''} ({len(keys)} in all)"
+            )
+    model.load_state_dict(weights)
     return model.to(device).eval(), config, state
 
 

@@ -256,18 +256,34 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 @app.command("export")
 def export_command(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `vpi train`.")],
-    out: Annotated[Path, typer.Option(help="Folder for the graphs and manifest.json.")] = Path(
-        "export"),
-    engine: Annotated[str, typer.Option(help="onnx, or trt to build TensorRT engines too.")] = "onnx",
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for the graphs and manifest.json (default: export).")] = None,
+    triton: Annotated[Path | None, typer.Option(
+        help="Write a Triton model repository here instead of the --out folder (docs/serving.md).")
+    ] = None,
+    engine: Annotated[str, typer.Option(
+        help="onnx, or trt to build TensorRT engines too (with --triton: plans, not ONNX).")] = "onnx",
     precision: Annotated[str | None, typer.Option(
         help="TensorRT precision: fp16 (default), fp32 or bf16. ONNX graphs are fp32.")] = None,
     opset: Annotated[int | None, typer.Option(help="ONNX opset (default: the exporter's).")] = None,
     force: Annotated[bool, typer.Option(
-        "--force", help="Write into --out even if it holds another export or other files.")] = False,
+        "--force", help="Write into --out even if it holds another export or other files; with "
+                        "--triton, replace vpi's models in a repository that is not empty.")] = False,
 ) -> None:
-    """Export a checkpoint: ONNX graphs checked against PyTorch, optional TensorRT engines."""
-    from vpi.export import export_model
+    """Export a checkpoint: ONNX graphs checked against PyTorch, optional TensorRT engines.
 
+    With --triton REPO: a Triton model repository instead, both graphs and the `vpi` ensemble.
+    """
+    from vpi.export import export_model, write_triton_repository
+
+    if triton is not None:
+        if out is not None:
+            raise VpiError("--out and --triton write different things: give one of them")
+        repo = write_triton_repository(checkpoint, triton, engine=engine, precision=precision,
+                                       opset=opset, force=force)
+        _print_triton_repository(repo)
+        return
+    out = out or Path("export")
     manifest_path = export_model(checkpoint, out, engine=engine, precision=precision, opset=opset,
                                  force=force)
     manifest = json.loads(manifest_path.read_text())
@@ -288,6 +304,20 @@ def export_command(
         console.print(f"TensorRT {trt['tensorrt_version']} engines ({trt['precision']}) for "
                       f"{trt['gpu']} (compute capability {trt['compute_capability']})")
     console.print(f"manifest: {manifest_path} ({manifest['timing_s']['total']:.1f} s)")
+
+
+def _print_triton_repository(repo: Path) -> None:
+    from vpi.export.triton import MODELS
+
+    table = Table(title=f"Triton model repository {repo}")
+    table.add_column("model")
+    table.add_column("files")
+    for name in MODELS:
+        files = sorted(p.relative_to(repo / name).as_posix() for p in (repo / name).rglob("*"))
+        table.add_row(name, ", ".join(files))
+    console.print(table)
+    console.print(f"serve it with: tritonserver --model-repository={repo.resolve()} (docs/serving.md)",
+                  soft_wrap=True)  # one line, to copy
 
 
 @app.command("segment")
@@ -349,6 +379,8 @@ def bench_command(
     repeats: Annotated[int, typer.Option(help="Timed runs per backend, L and mode.")] = 20,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the inputs and random weights.")] = 0,
+    threads: Annotated[int | None, typer.Option(
+        help="CPU threads of torch and ONNX Runtime (default: theirs).")] = None,
     evaluate: Annotated[str | None, typer.Option(
         "--eval", help="builtin: add class-IoU for each L on the built-in test episodes.")] = None,
     eval_episodes: Annotated[int, typer.Option(help="Episodes scored by --eval.")] = 100,
@@ -379,7 +411,7 @@ def bench_command(
         backends=tuple(parse_choice_list(backend, name="--backend", choices=BACKENDS))
         if backend else None,
         modes=MODES if mode == "both" else tuple(parse_choice_list(mode, name="--mode", choices=MODES)),
-        shots=shots, warmup=warmup, repeats=repeats, device=device, seed=seed,
+        shots=shots, warmup=warmup, repeats=repeats, device=device, seed=seed, threads=threads,
         eval=evaluate, eval_episodes=eval_episodes,
     )
     bench = resolve_model(

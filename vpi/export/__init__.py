@@ -3,17 +3,23 @@
 ``prior_encoder.onnx`` maps K support pairs to the aggregated prior; ``segmentation_decoder.onnx``
 maps one query and L prototypes to the mean probability and its variance. ``manifest.json`` beside
 them records versions, shapes, the checkpoint's hash and config, and the parity with PyTorch.
+``write_triton_repository`` writes a Triton model repository instead: the prior encoder, a decoder
+that samples z from the prior and client-drawn noise, and the ensemble that chains them.
 """
 
 from vpi.export.graphs import PriorEncoderGraph, SegmentationDecoderGraph, typed_model
 from vpi.export.manifest import GraphSpec, read_manifest
 from vpi.export.pipeline import export_model
+from vpi.export.triton import write_triton_repository
+from vpi.export.triton_graphs import SampledDecoderGraph
 
 __all__ = [
     "GraphSpec",
     "PriorEncoderGraph",
+    "SampledDecoderGraph",
     "SegmentationDecoderGraph",
     "export_model",
     "read_manifest",
     "typed_model",
+    "write_triton_repository",
 ]

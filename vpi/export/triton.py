@@ -1,0 +1,256 @@
+"""``write_triton_repository``: a checkpoint becomes a model repository that Triton serves as is.
+
+Layout (``platform`` onnxruntime_onnx, or tensorrt_plan with ``model.plan`` for ``engine="trt"``)::
+
+    REPO/prior_encoder/config.pbtxt, 1/model.onnx         support pairs -> prior mean, variance
+    REPO/segmentation_decoder/config.pbtxt, 1/model.onnx  query + prior + noise -> maps
+    REPO/vpi/config.pbtxt, 1/                             the ensemble chaining the two
+
+The repository is built in a staging folder beside REPO, checked (onnx's checker, the graphs'
+signatures, parity with eager PyTorch) and only then moved into place, so a failure leaves an earlier
+repository intact. Nothing in it carries a time or a path: a checkpoint written twice gives the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vpi import __version__
+from vpi.checkpoint import file_sha256, load_model
+from vpi.errors import CheckpointError, ConfigError, VpiError
+from vpi.export.graphs import typed_model
+from vpi.export.manifest import GraphSpec
+from vpi.export.onnx_export import check_graph
+from vpi.export.parity import FP32_TOLERANCE, GraphRunner, check_parity, parity_report
+from vpi.export.pipeline import _BF16_OPSET
+from vpi.export.tensorrt import (
+    PrecisionPlan,
+    _build,
+    device_fingerprint,
+    import_tensorrt,
+    precision_plan,
+    read_timing_cache,
+    timing_cache_path,
+)
+from vpi.export.triton_graphs import (
+    Signature,
+    export_triton_graphs,
+    triton_profiles,
+    triton_signatures,
+)
+from vpi.io import atomic_write_bytes, ensure_writable_dir
+from vpi.model import VPIModel
+
+ENSEMBLE = "vpi"
+MODELS = ("prior_encoder", "segmentation_decoder", ENSEMBLE)
+VERSION = "1"
+CONFIG = "config.pbtxt"
+PLATFORMS = {"onnx": ("onnxruntime_onnx", "model.onnx"), "trt": ("tensorrt_plan", "model.plan")}
+_WHY_NO_BATCHING = (
+    "# max_batch_size 0: K (support pairs) and L (noise samples) are axes of the graphs themselves,\n"
+    "# not a batch of independent requests, so Triton's dynamic batching does not apply. -1 marks\n"
+    "# those axes: K in 1..{shots}, L in 1..{samples}.\n"
+)
+_WHY_NOISE = (
+    "# An ensemble cannot draw random numbers: the client sends noise (L, D) ~ N(0, I), drawn with\n"
+    "# a seed as vpi's runtime does, and the decoder forms z = prior_mean + noise * sqrt(prior_variance).\n"
+)
+
+
+def write_triton_repository(
+    checkpoint: str | Path,
+    repo: str | Path,
+    *,
+    engine: str = "onnx",
+    precision: str | None = None,
+    opset: int | None = None,
+    force: bool = False,
+) -> Path:
+    """Write the Triton model repository of ``checkpoint`` to ``repo``; returns ``repo``.
+
+    ``engine="trt"`` builds TensorRT plans (``precision`` as for ``export_model``, default fp16)
+    that only load on the server's exact TensorRT version and GPU architecture. A ``repo`` that
+    exists and is not empty is refused unless ``force``; then only the three models above are
+    replaced and any other model in it is kept.
+    """
+    if engine not in PLATFORMS:
+        raise ConfigError(f"engine is {engine!r}; choose one of: {', '.join(PLATFORMS)}")
+    if engine == "onnx" and precision not in (None, "fp32"):
+        raise ConfigError(
+            f"ONNX graphs are exported in fp32; precision {precision!r} applies to --engine trt"
+        )
+    # Missing backends and unusable checkpoints fail first, before anything is written.
+    trt_plan = None
+    if engine == "trt":
+        trt_plan = precision_plan(import_tensorrt().__version__, precision or "fp16")
+    from vpi.runtime.onnx_runner import import_onnxruntime  # vpi.runtime imports vpi.export
+
+    import_onnxruntime()  # the parity check runs on it
+    model, config, _ = load_model(checkpoint)
+    if not config.model.probabilistic:
+        raise CheckpointError(
+            f"checkpoint {str(checkpoint)!r} is the deterministic twin (model.probabilistic is "
+            "false): its prior has no learned variance for the ensemble to sample z from; serve it "
+            "with `vpi export` and the vpi runtime instead"
+        )
+    repo = Path(repo)
+    _check_target(repo, force)
+    ensure_writable_dir(repo.parent)
+    spec = GraphSpec.from_config(config)
+    signatures = triton_signatures(spec)
+    header = (f"# Written by vpi {__version__} from the checkpoint with sha256 "
+              f"{file_sha256(checkpoint)}.\n" + _WHY_NO_BATCHING.format(
+                  shots=spec.max_shots, samples=spec.max_samples))
+    platform, filename = PLATFORMS[engine]
+    with tempfile.TemporaryDirectory(dir=repo.parent, prefix=f".{repo.name}.staging-") as tmp:
+        stage = Path(tmp) / "repo"
+        graphs = stage if engine == "onnx" else Path(tmp) / "onnx"
+        sources = {name: graphs / name / VERSION / "model.onnx" for name in signatures}
+        export_triton_graphs(model, spec, sources, opset=opset)
+        for name, path in sources.items():
+            check_graph(path, signatures[name])
+        check_parity(parity_report(_reference(model, spec), _OnnxChain(sources), spec,
+                                   FP32_TOLERANCE), "ONNX Runtime")
+        if trt_plan is not None:
+            targets = {name: stage / name / VERSION / filename for name in signatures}
+            _build_plans(model, spec, sources, targets, trt_plan, opset)
+        for name, signature in signatures.items():
+            text = header + model_config_text(name, platform, signature, gpu=engine == "trt")
+            (stage / name / CONFIG).write_text(text)
+        (stage / ENSEMBLE / VERSION).mkdir(parents=True)  # Triton needs it, even empty
+        (stage / ENSEMBLE / CONFIG).write_text(header + _WHY_NOISE + ensemble_config_text(signatures))
+        _move_into_place(stage, repo, Path(tmp) / "replaced")
+    return repo
+
+
+def model_config_text(name: str, platform: str, signature: Signature, *, gpu: bool) -> str:
+    """config.pbtxt of one graph; no kind in the instance group (KIND_AUTO) unless it needs a GPU."""
+    kind = "\n    kind: KIND_GPU" if gpu else ""
+    return (
+        f'name: "{name}"\nplatform: "{platform}"\nmax_batch_size: 0\n'
+        + _tensors("input", signature["inputs"]) + _tensors("output", signature["outputs"])
+        + f"instance_group [\n  {{\n    count: 1{kind}\n  }}\n]\n"
+    )
+
+
+def ensemble_config_text(signatures: dict[str, Signature]) -> str:
+    """The ``vpi`` ensemble: each step's tensors keep their names, so every map is the identity.
+
+    Its inputs are the step inputs no earlier step produces; its outputs are the last step's.
+    """
+    inputs: dict[str, list[int | str]] = {}
+    produced: set[str] = set()
+    steps = []
+    for model, signature in signatures.items():
+        inputs.update({t: d for t, d in signature["inputs"].items() if t not in produced})
+        produced.update(signature["outputs"])
+        maps = [f'      input_map {{ key: "{t}" value: "{t}" }}\n' for t in signature["inputs"]]
+        maps += [f'      output_map {{ key: "{t}" value: "{t}" }}\n' for t in signature["outputs"]]
+        steps.append(f'    {{\n      model_name: "{model}"\n      model_version: -1\n'
+                     + "".join(maps) + "    }")
+    last = signatures[list(signatures)[-1]]
+    return (
+        f'name: "{ENSEMBLE}"\nplatform: "ensemble"\nmax_batch_size: 0\n'
+        + _tensors("input", inputs) + _tensors("output", last["outputs"])
+        + "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}\n"
+    )
+
+
+def _tensors(kind: str, tensors: dict[str, list[int | str]]) -> str:
+    """An input or output list; a named axis ("K", "L") becomes -1."""
+    entries = []
+    for name, dims in tensors.items():
+        shape = ", ".join(str(-1 if isinstance(d, str) else d) for d in dims)
+        entries.append(f'  {{\n    name: "{name}"\n    data_type: TYPE_FP32\n    dims: [ {shape} ]\n  }}')
+    return f"{kind} [\n" + ",\n".join(entries) + "\n]\n"
+
+
+def _check_target(repo: Path, force: bool) -> None:
+    if repo.exists() and not repo.is_dir():
+        raise VpiError(f"model repository {str(repo)!r} exists and is not a folder")
+    if not force and repo.is_dir() and any(repo.iterdir()):
+        raise VpiError(
+            f"model repository {str(repo)!r} exists and is not empty: choose a new path, or pass "
+            f"--force to replace its {', '.join(MODELS)} models (other models are kept)"
+        )
+
+
+def _move_into_place(stage: Path, repo: Path, replaced: Path) -> None:
+    """Swap each model folder in with one rename; an old one goes to ``replaced`` (deleted after)."""
+    repo.mkdir(parents=True, exist_ok=True)
+    replaced.mkdir()
+    for name in MODELS:
+        target = repo / name
+        if target.exists() or target.is_symlink():
+            os.replace(target, replaced / name)
+        os.replace(stage / name, target)
+
+
+def _reference(model: VPIModel, spec: GraphSpec) -> GraphRunner:
+    from vpi.runtime.torch_runner import TorchRunner  # vpi.runtime imports vpi.export
+
+    return TorchRunner(model, spec, device="cpu")
+
+
+class _OnnxChain:
+    """The staged graphs in ONNX Runtime, as the parity check's runner.
+
+    Parity hands the decoder prototypes z; they enter the sampled decoder as noise with mean 0 and
+    variance 1, and 0 + z * sqrt(1) is z exactly in fp32.
+    """
+
+    def __init__(self, sources: dict[str, Path]) -> None:
+        from vpi.runtime.onnx_runner import import_onnxruntime
+
+        ort = import_onnxruntime()
+        self.sessions = {name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                         for name, path in sources.items()}
+
+    def run_prior(self, images: Any, masks: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._run("prior_encoder", support_images=images, support_masks=masks)
+
+    def run_decoder(self, query: Any, prototypes: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        d = prototypes.shape[-1]
+        return self._run("segmentation_decoder", query_image=query, prior_mean=torch.zeros(1, d),
+                         prior_variance=torch.ones(1, d), noise=prototypes)
+
+    def _run(self, name: str, **feeds: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        arrays = {k: np.ascontiguousarray(np.asarray(v, dtype=np.float32)) for k, v in feeds.items()}
+        first, second = self.sessions[name].run(None, arrays)
+        return torch.from_numpy(first), torch.from_numpy(second)
+
+
+def _build_plans(
+    model: VPIModel,
+    spec: GraphSpec,
+    sources: dict[str, Path],
+    targets: dict[str, Path],
+    plan: PrecisionPlan,
+    opset: int | None,
+) -> None:
+    """TensorRT plans with the served graphs' own profiles (noise takes L's range).
+
+    ``tensorrt.build_engines`` fixes its profiles to the export's graphs, so this drives its
+    per-graph ``_build`` with the same timing cache. TensorRT 11 builds from typed copies.
+    """
+    trt = import_tensorrt()
+    if plan.graph_dtype != torch.float32:
+        typed = {name: path.with_suffix(f".{plan.precision}.onnx") for name, path in sources.items()}
+        if plan.graph_dtype == torch.bfloat16:
+            opset = max(opset or _BF16_OPSET, _BF16_OPSET)
+        export_triton_graphs(typed_model(model, plan.graph_dtype), spec, typed, opset=opset)
+        sources = typed
+    logger = trt.Logger(trt.Logger.WARNING)
+    cache_path = timing_cache_path(trt.__version__, device_fingerprint()["compute_capability"])
+    cache = read_timing_cache(cache_path)
+    for name, shapes in triton_profiles(spec).items():
+        serialized, cache = _build(trt, logger, sources[name], shapes, plan, cache)
+        atomic_write_bytes(targets[name], serialized)
+    atomic_write_bytes(cache_path, cache)

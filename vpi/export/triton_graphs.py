@@ -1,0 +1,130 @@
+"""The two graphs a Triton ensemble serves: the prior encoder, and a decoder that samples z itself.
+
+An ensemble cannot draw random numbers, and no model of it may compute z from the prior unless a
+graph does: so the served decoder takes the prior mean and variance (1, D) with L standard-normal
+noise vectors (L, D) that the client draws, forms z = mean + noise * sqrt(variance) exactly as
+``Segmenter.prototypes`` does, and then runs ``SegmentationDecoderGraph`` unchanged. With the same
+noise it gives the runtime's answer.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vpi import __version__
+from vpi.export.graphs import (
+    DECODER_OUTPUTS,
+    PRIOR_INPUTS,
+    PRIOR_OUTPUTS,
+    PriorEncoderGraph,
+    SegmentationDecoderGraph,
+)
+from vpi.export.manifest import GraphSpec
+from vpi.export.onnx_export import _EXTERNAL_DATA_BYTES
+from vpi.export.tensorrt import optimization_profiles
+from vpi.model import VPIModel
+
+SAMPLED_DECODER_INPUTS = ("query_image", "prior_mean", "prior_variance", "noise")
+
+Signature = dict[str, dict[str, list[int | str]]]
+
+
+class SampledDecoderGraph(nn.Module):
+    """Query (1, 3, H, W), prior mean and variance (1, D), noise (L, D) -> probability,
+    uncertainty (1, 1, H, W).
+
+    z = mean + noise * sqrt(variance) is the runtime's reparameterisation (``Segmenter.prototypes``);
+    the rest is ``SegmentationDecoderGraph``, so the two cannot drift apart.
+    """
+
+    def __init__(self, model: VPIModel) -> None:
+        super().__init__()
+        self.decoder = SegmentationDecoderGraph(model)
+
+    def forward(
+        self,
+        query_image: torch.Tensor,
+        prior_mean: torch.Tensor,
+        prior_variance: torch.Tensor,
+        noise: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.decoder(query_image, prior_mean + noise * prior_variance.sqrt())
+
+
+def triton_signatures(spec: GraphSpec) -> dict[str, Signature]:
+    """Inputs and outputs of the two served graphs; "K" and "L" mark the dynamic axes."""
+    s, d = spec.input_size, spec.latent_dim
+    return {
+        "prior_encoder": {
+            "inputs": {"support_images": ["K", 3, s, s], "support_masks": ["K", 1, s, s]},
+            "outputs": {"prior_mean": [1, d], "prior_variance": [1, d]},
+        },
+        "segmentation_decoder": {
+            "inputs": {"query_image": [1, 3, s, s], "prior_mean": [1, d],
+                       "prior_variance": [1, d], "noise": ["L", d]},
+            "outputs": {"probability": [1, 1, s, s], "uncertainty": [1, 1, s, s]},
+        },
+    }
+
+
+def triton_profiles(spec: GraphSpec) -> dict[str, dict[str, list[list[int]]]]:
+    """TensorRT min/opt/max shapes: the export's K and L ranges, with noise taking L's."""
+    base = optimization_profiles(spec)
+    decoder = base["segmentation_decoder"]
+    prior = [[1, spec.latent_dim]] * 3
+    return {
+        "prior_encoder": base["prior_encoder"],
+        "segmentation_decoder": {
+            "query_image": decoder["query_image"],
+            "prior_mean": prior,
+            "prior_variance": prior,
+            "noise": decoder["prototypes"],
+        },
+    }
+
+
+def export_triton_graphs(
+    model: VPIModel, spec: GraphSpec, paths: dict[str, Path], *, opset: int | None = None
+) -> None:
+    """Write both served graphs to ``paths`` (keys as in ``triton_signatures``).
+
+    Examples have K = L = 2, since a size of 1 on a dynamic axis would be specialised into the
+    graph. The exporter's output depends only on the weights and shapes, not on the example values,
+    so a checkpoint exported twice gives the same bytes.
+    """
+    s, d = spec.input_size, spec.latent_dim
+    shots = torch.export.Dim("K", min=1, max=spec.max_shots)
+    samples = torch.export.Dim("L", min=1, max=spec.max_samples)
+    jobs = {
+        "prior_encoder": (
+            PriorEncoderGraph(model),
+            (torch.rand(2, 3, s, s), (torch.rand(2, 1, s, s) > 0.5).float()),
+            {"support_images": {0: shots}, "support_masks": {0: shots}},
+            PRIOR_INPUTS,
+            PRIOR_OUTPUTS,
+        ),
+        "segmentation_decoder": (
+            SampledDecoderGraph(model),
+            (torch.rand(1, 3, s, s), torch.randn(1, d), torch.rand(1, d) + 0.5, torch.randn(2, d)),
+            {"query_image": None, "prior_mean": None, "prior_variance": None,
+             "noise": {0: samples}},
+            SAMPLED_DECODER_INPUTS,
+            DECODER_OUTPUTS,
+        ),
+    }
+    big = sum(p.numel() * p.element_size() for p in model.parameters()) > _EXTERNAL_DATA_BYTES
+    for name, (graph, args, dynamic, inputs, outputs) in jobs.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not ours
+            program = torch.onnx.export(
+                graph.eval(), args, None, dynamo=True, dynamic_shapes=dynamic,
+                input_names=list(inputs), output_names=list(outputs),
+                opset_version=opset, verbose=False,
+            )
+        program.model.metadata_props.update({"vpi_version": __version__, "vpi_graph": name})
+        paths[name].parent.mkdir(parents=True, exist_ok=True)
+        program.save(paths[name], external_data=big)
