@@ -27,6 +27,7 @@ from vpi.export.manifest import GraphSpec
 from vpi.model import VPIModel
 
 _EXTERNAL_DATA_BYTES = 1 << 30  # above this the weights go to a .onnx.data file beside the graph
+Job = tuple[torch.nn.Module, tuple, dict, tuple, tuple]  # graph, example args, dynamic, names
 
 
 def graph_signatures(spec: GraphSpec) -> dict[str, dict[str, dict[str, list[int | str]]]]:
@@ -56,16 +57,9 @@ def export_graphs(
     Examples have K = L = 2: a size of 1 on a dynamic axis would be specialised into the graph.
     """
     s, d = spec.input_size, spec.latent_dim
-    shots = torch.export.Dim("K", min=1, max=spec.max_shots)
     samples = torch.export.Dim("L", min=1, max=spec.max_samples)
-    jobs: dict[str, tuple[torch.nn.Module, tuple, dict, tuple, tuple]] = {
-        "prior_encoder": (
-            PriorEncoderGraph(model),
-            (torch.rand(2, 3, s, s), (torch.rand(2, 1, s, s) > 0.5).float()),
-            {"support_images": {0: shots}, "support_masks": {0: shots}},
-            PRIOR_INPUTS,
-            PRIOR_OUTPUTS,
-        ),
+    jobs: dict[str, Job] = {
+        "prior_encoder": prior_encoder_job(model, spec),
         "segmentation_decoder": (
             SegmentationDecoderGraph(model),
             (torch.rand(1, 3, s, s), torch.randn(2, d)),
@@ -74,6 +68,29 @@ def export_graphs(
             DECODER_OUTPUTS,
         ),
     }
+    return export_jobs(model, jobs, paths, opset=opset)
+
+
+def prior_encoder_job(model: VPIModel, spec: GraphSpec) -> Job:
+    """The prior encoder with K dynamic; served as it is, so Triton's repository reuses it."""
+    s = spec.input_size
+    shots = torch.export.Dim("K", min=1, max=spec.max_shots)
+    return (
+        PriorEncoderGraph(model),
+        (torch.rand(2, 3, s, s), (torch.rand(2, 1, s, s) > 0.5).float()),
+        {"support_images": {0: shots}, "support_masks": {0: shots}},
+        PRIOR_INPUTS,
+        PRIOR_OUTPUTS,
+    )
+
+
+def export_jobs(
+    model: VPIModel, jobs: dict[str, Job], paths: dict[str, Path], *, opset: int | None = None
+) -> dict[str, int]:
+    """Export each named graph module to its path with named inputs/outputs; returns opsets.
+
+    Weights go to a ``.onnx.data`` file beside the graph when the model is over 1 GiB.
+    """
     big = sum(p.numel() * p.element_size() for p in model.parameters()) > _EXTERNAL_DATA_BYTES
     opsets = {}
     for name, (graph, args, dynamic, inputs, outputs) in jobs.items():
@@ -85,6 +102,7 @@ def export_graphs(
                 opset_version=opset, verbose=False,
             )
         program.model.metadata_props.update({"vpi_version": __version__, "vpi_graph": name})
+        paths[name].parent.mkdir(parents=True, exist_ok=True)
         program.save(paths[name], external_data=big)
         opsets[name] = program.model.opset_imports[""]
     return opsets

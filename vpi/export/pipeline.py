@@ -49,7 +49,7 @@ from vpi.io import ensure_writable_dir
 from vpi.model import VPIModel
 
 ENGINES = ("onnx", "trt")
-_BF16_OPSET = 22  # the first opset whose Conv accepts bfloat16
+BF16_OPSET = 22  # the first opset whose Conv accepts bfloat16
 
 
 def export_model(
@@ -207,7 +207,7 @@ def _build_tensorrt(
         suffix = f".{plan.precision}.onnx"
         sources = {name: stage / file.replace(".onnx", suffix) for name, file in GRAPH_FILES.items()}
         if plan.graph_dtype == torch.bfloat16:
-            opset = max(opset or _BF16_OPSET, _BF16_OPSET)
+            opset = max(opset or BF16_OPSET, BF16_OPSET)
         export_graphs(typed_model(model, plan.graph_dtype), spec, sources, opset=opset)
         signatures = graph_signatures(spec)
         for name, path in sources.items():

@@ -154,11 +154,13 @@ def build_engines(
     spec: GraphSpec,
     plan: PrecisionPlan,
     cache_path: Path | None = None,
+    profiles: dict[str, dict[str, list[list[int]]]] | None = None,
 ) -> dict[str, Any]:
     """Build one engine per graph (one optimisation profile each); plans written atomically.
 
-    The timing cache (default: ``timing_cache_path``) is read fail-open and saved atomically,
-    so a second build on the same machine skips most kernel timing.
+    ``profiles`` defaults to the export graphs' (``optimization_profiles``); the Triton graphs
+    pass their own. The timing cache (default: ``timing_cache_path``) is read fail-open and saved
+    atomically, so a second build on the same machine skips most kernel timing.
     """
     trt = import_tensorrt()
     started = time.perf_counter()
@@ -166,7 +168,7 @@ def build_engines(
     fingerprint = device_fingerprint()
     cache_path = cache_path or timing_cache_path(trt.__version__, fingerprint["compute_capability"])
     cache = read_timing_cache(cache_path)
-    profiles = optimization_profiles(spec)
+    profiles = profiles or optimization_profiles(spec)
     for name, onnx_path in onnx_paths.items():
         serialized, cache = _build(trt, logger, onnx_path, profiles[name], plan, cache)
         atomic_write_bytes(plan_paths[name], serialized)

@@ -29,15 +29,12 @@ from vpi.export.graphs import typed_model
 from vpi.export.manifest import GraphSpec
 from vpi.export.onnx_export import check_graph
 from vpi.export.parity import FP32_TOLERANCE, GraphRunner, check_parity, parity_report
-from vpi.export.pipeline import _BF16_OPSET
+from vpi.export.pipeline import BF16_OPSET
 from vpi.export.tensorrt import (
     PrecisionPlan,
-    _build,
-    device_fingerprint,
+    build_engines,
     import_tensorrt,
     precision_plan,
-    read_timing_cache,
-    timing_cache_path,
 )
 from vpi.export.triton_graphs import (
     Signature,
@@ -45,7 +42,7 @@ from vpi.export.triton_graphs import (
     triton_profiles,
     triton_signatures,
 )
-from vpi.io import atomic_write_bytes, ensure_writable_dir
+from vpi.io import ensure_writable_dir
 from vpi.model import VPIModel
 
 ENSEMBLE = "vpi"
@@ -237,20 +234,13 @@ def _build_plans(
 ) -> None:
     """TensorRT plans with the served graphs' own profiles (noise takes L's range).
 
-    ``tensorrt.build_engines`` fixes its profiles to the export's graphs, so this drives its
-    per-graph ``_build`` with the same timing cache. TensorRT 11 builds from typed copies.
+    TensorRT 11 builds from typed copies of the graphs.
     """
-    trt = import_tensorrt()
+    import_tensorrt()
     if plan.graph_dtype != torch.float32:
         typed = {name: path.with_suffix(f".{plan.precision}.onnx") for name, path in sources.items()}
         if plan.graph_dtype == torch.bfloat16:
-            opset = max(opset or _BF16_OPSET, _BF16_OPSET)
+            opset = max(opset or BF16_OPSET, BF16_OPSET)
         export_triton_graphs(typed_model(model, plan.graph_dtype), spec, typed, opset=opset)
         sources = typed
-    logger = trt.Logger(trt.Logger.WARNING)
-    cache_path = timing_cache_path(trt.__version__, device_fingerprint()["compute_capability"])
-    cache = read_timing_cache(cache_path)
-    for name, shapes in triton_profiles(spec).items():
-        serialized, cache = _build(trt, logger, sources[name], shapes, plan, cache)
-        atomic_write_bytes(targets[name], serialized)
-    atomic_write_bytes(cache_path, cache)
+    build_engines(sources, targets, spec, plan, profiles=triton_profiles(spec))

@@ -9,22 +9,17 @@ noise it gives the runtime's answer.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from vpi import __version__
 from vpi.export.graphs import (
     DECODER_OUTPUTS,
-    PRIOR_INPUTS,
-    PRIOR_OUTPUTS,
-    PriorEncoderGraph,
     SegmentationDecoderGraph,
 )
 from vpi.export.manifest import GraphSpec
-from vpi.export.onnx_export import _EXTERNAL_DATA_BYTES
+from vpi.export.onnx_export import Job, export_jobs, prior_encoder_job
 from vpi.export.tensorrt import optimization_profiles
 from vpi.model import VPIModel
 
@@ -97,16 +92,9 @@ def export_triton_graphs(
     so a checkpoint exported twice gives the same bytes.
     """
     s, d = spec.input_size, spec.latent_dim
-    shots = torch.export.Dim("K", min=1, max=spec.max_shots)
     samples = torch.export.Dim("L", min=1, max=spec.max_samples)
-    jobs = {
-        "prior_encoder": (
-            PriorEncoderGraph(model),
-            (torch.rand(2, 3, s, s), (torch.rand(2, 1, s, s) > 0.5).float()),
-            {"support_images": {0: shots}, "support_masks": {0: shots}},
-            PRIOR_INPUTS,
-            PRIOR_OUTPUTS,
-        ),
+    jobs: dict[str, Job] = {
+        "prior_encoder": prior_encoder_job(model, spec),
         "segmentation_decoder": (
             SampledDecoderGraph(model),
             (torch.rand(1, 3, s, s), torch.randn(1, d), torch.rand(1, d) + 0.5, torch.randn(2, d)),
@@ -116,15 +104,4 @@ def export_triton_graphs(
             DECODER_OUTPUTS,
         ),
     }
-    big = sum(p.numel() * p.element_size() for p in model.parameters()) > _EXTERNAL_DATA_BYTES
-    for name, (graph, args, dynamic, inputs, outputs) in jobs.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not ours
-            program = torch.onnx.export(
-                graph.eval(), args, None, dynamo=True, dynamic_shapes=dynamic,
-                input_names=list(inputs), output_names=list(outputs),
-                opset_version=opset, verbose=False,
-            )
-        program.model.metadata_props.update({"vpi_version": __version__, "vpi_graph": name})
-        paths[name].parent.mkdir(parents=True, exist_ok=True)
-        program.save(paths[name], external_data=big)
+    export_jobs(model, jobs, paths, opset=opset)
