@@ -263,8 +263,8 @@ PRESETS: dict[str, Config] = {
         model=ModelConfig(backbone="mobilenet_v2", weights="imagenet"),
         data=DataConfig(image_size=128),
         # The encoder stays frozen at its ImageNet weights, so the run fits in minutes on a CPU.
-        train=TrainConfig(steps=1500, batch_size=8, lr_backbone=0.0, lr_head=1e-3,
-                          eval_every=500, eval_episodes=200),
+        train=TrainConfig(steps=1000, batch_size=8, lr_backbone=0.0, lr_head=1e-3,
+                          eval_every=500, eval_episodes=100),
         eval=EvalConfig(episodes=500),
     ),
     **{
