@@ -29,6 +29,7 @@ def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) ->
         (["train", "--weights", "/nonexistent/r50.pth"], ["weights file", "does not exist"]),
         (["train", "--devices", "3"], ["--devices 3 asks for more GPUs"]),
         (["train", "--preset", "tiny", "--out", "/proc/version"], ["exists and is not a folder"]),
+        (["train", "--preset", "tiny", "--out", ""], ["output folder path is empty"]),
     ],
 )
 def test_train_bad_input(args, fragments, tmp_path):

@@ -1,0 +1,186 @@
+"""The sweep on the tiny preset: looped equals batched, unavailable backends are skipped, the JSON
+report has its schema, and the model is found the documented way."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from rich.console import Console
+from typer.testing import CliRunner
+
+from vpi.bench import (
+    BenchSettings,
+    bench_table,
+    decode_batched,
+    decode_looped,
+    plot_bench,
+    resolve_model,
+    run_benchmark,
+    suite,
+    summary_lines,
+)
+from vpi.checkpoint import save_checkpoint
+from vpi.cli import app
+from vpi.errors import BackendError, ConfigError
+from vpi.export.manifest import GraphSpec
+from vpi.model import VPIModel
+from vpi.runtime import OnnxRunner, TorchRunner
+
+STATS = {"p50", "p90", "p99", "mean", "min", "max", "n"}
+QUICK = {"warmup": 0, "repeats": 2}
+
+
+def _inputs(spec: GraphSpec, samples: int):
+    torch.manual_seed(3)
+    side = spec.input_size
+    return torch.rand(1, 3, side, side), torch.randn(samples, spec.latent_dim)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_looped_and_batched_give_the_same_probabilities(backend, exported, tiny_model, tiny_config):
+    spec = GraphSpec.from_config(tiny_config)
+    runner = TorchRunner(tiny_model, spec, device="cpu") if backend == "torch" else OnnxRunner(
+        exported[1], device="cpu")
+    query, prototypes = _inputs(spec, 5)
+    batched = decode_batched(runner, query, prototypes)
+    looped = decode_looped(runner, query, prototypes)
+    assert looped[0].shape == batched[0].shape == (1, 1, spec.input_size, spec.input_size)
+    torch.testing.assert_close(looped[0], batched[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(looped[1], batched[1], atol=1e-5, rtol=0)
+    assert batched[1].max() > 0  # five different prototypes: the maps do differ
+
+
+def test_unavailable_backend_is_reported_and_skipped(tiny_checkpoint, tmp_path, monkeypatch):
+    def no_onnxruntime():
+        raise BackendError("ONNX Runtime is not installed: pip install 'vpi[cpu]'")
+
+    monkeypatch.setattr("vpi.runtime.onnx_runner.import_onnxruntime", no_onnxruntime)
+    report = run_benchmark(
+        resolve_model(checkpoint=tiny_checkpoint),
+        BenchSettings(samples=(1, 2), backends=("onnx", "torch", "trt"), **QUICK),
+        cache_dir=tmp_path / "cache",
+    )
+    status = {b["backend"]: b for b in report["backends"]}
+    assert status["onnx"] == {"backend": "onnx", "status": "skipped",
+                              "reason": "ONNX Runtime is not installed: pip install 'vpi[cpu]'"}
+    assert status["torch"]["status"] == "measured"
+    if not torch.cuda.is_available():
+        assert status["trt"]["status"] == "skipped"
+        assert "TensorRT" in status["trt"]["reason"]
+    assert {r["backend"] for r in report["results"]} <= {"torch", "trt"}
+    assert not (tmp_path / "cache").exists()  # nothing was exported for a skipped backend
+    lines = summary_lines(report)
+    assert "skipped onnx: ONNX Runtime is not installed: pip install 'vpi[cpu]'" in lines
+
+
+def test_no_backend_at_all_is_one_error(tiny_checkpoint, tmp_path):
+    with pytest.raises(BackendError, match=r"no backend could run here \(torch-amp: autocast runs "
+                                           r"on CUDA only"):
+        run_benchmark(resolve_model(checkpoint=tiny_checkpoint),
+                      BenchSettings(backends=("torch-amp",), device="cpu", **QUICK),
+                      cache_dir=tmp_path)
+
+
+def test_json_report_of_a_short_run(exported, tmp_path):
+    """The CLI on the tiny export: every backend, both modes, L = 1 and 2, IoU, JSON and plot."""
+    checkpoint, folder = exported
+    out, png = tmp_path / "bench.json", tmp_path / "bench.png"
+    result = CliRunner().invoke(app, [
+        "bench", "--checkpoint", str(checkpoint), "--engine-dir", str(folder), "-L", "1,2",
+        "--warmup", "0", "--repeats", "2", "--device", "cpu", "--eval", "builtin",
+        "--eval-episodes", "2", "--json", str(out), "--plot", str(png),
+        "--cache-dir", str(tmp_path / "cache"),
+    ], terminal_width=160)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"format", "format_version", "vpi_version", "created", "machine", "model", "settings",
+            "backends", "results", "comparisons", "targets", "accuracy"} <= set(report)
+    assert report["format"] == "vpi-bench"
+    machine = report["machine"]
+    assert {"cpu_model", "cpu_cores_logical", "cpu_cores_usable", "torch_threads", "gpu",
+            "load_average", "load_average_end", "versions"} <= set(machine)
+    assert machine["cpu_model"] and machine["cpu_cores_usable"] >= 1
+    assert {"vpi", "torch", "onnxruntime"} <= set(machine["versions"])
+    assert report["model"]["backbone"] == "tiny" and report["model"]["image_size"] == 64
+    assert report["settings"]["samples"] == [1, 2]
+    assert report["settings"]["modes"] == ["batched", "looped"]
+    backends = {b["backend"]: b for b in report["backends"]}
+    assert backends["torch"]["status"] == backends["onnx"]["status"] == "measured"
+    assert backends["onnx"]["runner"] == "onnx (CPUExecutionProvider)"
+    assert backends["torch"]["timer"] == "perf_counter" and backends["torch"]["memory"] == "rss"
+    assert isinstance(backends["onnx"]["host_footprint_mb"], float) and backends["torch"]["memory_scope"] == "run"
+    if not torch.cuda.is_available():
+        assert backends["trt"]["status"] == "skipped" and backends["trt"]["reason"]
+    cells = {(r["backend"], r["mode"], r["L"]) for r in report["results"]}
+    assert cells == {(b, m, s) for b in ("torch", "onnx") for m in ("batched", "looped")
+                     for s in (1, 2)}
+    for cell in report["results"]:
+        for span in ("prior_ms", "decoder_ms", "end_to_end_ms"):
+            stats = cell[span]
+            assert set(stats) == STATS and stats["n"] == 2
+            assert 0 < stats["min"] <= stats["p50"] <= stats["p90"] <= stats["p99"] <= stats["max"]
+        assert cell["end_to_end_ms"]["min"] >= cell["decoder_ms"]["min"]
+        assert cell["throughput_qps"] > 0 and cell["peak_memory_mb"] > 0
+    comparisons = report["comparisons"]
+    assert len(comparisons["looped_over_batched"]) == 4  # 2 backends x 2 L
+    assert {(c["backend"], c["mode"], c["L"]) for c in comparisons["torch_over_backend"]} == {
+        ("onnx", m, s) for m in ("batched", "looped") for s in (1, 2)}
+    assert report["targets"] == []  # L = 6 and L = 10 were not measured
+    accuracy = report["accuracy"]
+    assert accuracy["backend"] == "torch" and accuracy["episodes"] == 2
+    assert [a["L"] for a in accuracy["per_L"]] == [1, 2]
+    assert all(0.0 <= a["class_iou"] <= 1.0 and a["episodes"] == 2 for a in accuracy["per_L"])
+    assert "skipped trt" in result.output or torch.cuda.is_available()
+
+
+def test_preset_with_random_weights_is_saved_once_and_said(tmp_path):
+    bench = resolve_model(preset="tiny", overrides={"data": {"image_size": 96}})
+    assert bench.random_weights and "random weights" in bench.origin
+    settings = BenchSettings(samples=(2,), backends=("torch",), modes=("batched",), threads=1,
+                             **QUICK)
+    threads = torch.get_num_threads()
+    report = run_benchmark(bench, settings, cache_dir=tmp_path)
+    assert report["machine"]["torch_threads"] == 1 and torch.get_num_threads() == threads
+    saved = list(tmp_path.glob("tiny-*/model.pt"))
+    assert len(saved) == 1
+    assert report["model"]["image_size"] == 96 and report["model"]["random_weights"]
+    assert report["model"]["preset"] == "tiny"
+    run_benchmark(bench, settings, cache_dir=tmp_path)
+    assert list(tmp_path.glob("tiny-*/model.pt")) == saved
+    console = Console(record=True, width=160)
+    console.print(bench_table(report))
+    assert "torch" in console.export_text()
+    plot_bench(report, tmp_path / "one-mode.png")  # one mode, no IoU: one panel
+
+
+def test_without_a_model_the_newest_run_then_the_demo_preset(tiny_checkpoint, tmp_path):
+    runs = tmp_path / "runs"
+    fallback = resolve_model(runs_dir=runs)
+    assert fallback.preset == "demo" and fallback.random_weights
+    (runs / "tiny-20250101").mkdir(parents=True)
+    shutil.copy(tiny_checkpoint, runs / "tiny-20250101" / "best.pt")
+    newest = resolve_model(runs_dir=runs)
+    assert newest.checkpoint == runs / "tiny-20250101" / "best.pt"
+    assert "newest `vpi train` run" in newest.origin and not newest.random_weights
+
+
+def test_model_options_that_conflict(tiny_model, tiny_config, exported, tmp_path):
+    torch.manual_seed(1)
+    other = save_checkpoint(tmp_path / "other.pt", VPIModel(tiny_config.model), tiny_config, step=0)
+    with pytest.raises(ConfigError, match="not both"):
+        resolve_model(checkpoint=other, preset="tiny")
+    with pytest.raises(ConfigError, match="keeps its own config"):
+        resolve_model(checkpoint=other, overrides={"data": {"image_size": 96}})
+    with pytest.raises(ConfigError, match="was not made from checkpoint"):
+        resolve_model(checkpoint=other, engine_dir=exported[1])
+    both = resolve_model(checkpoint=exported[0], engine_dir=exported[1])
+    assert both.checkpoint == exported[0] and both.engine_dir == exported[1]
+
+
+def test_runner_device_decides_the_clock(tiny_model, tiny_config):
+    runner = TorchRunner(tiny_model, GraphSpec.from_config(tiny_config), device="cpu")
+    assert suite.device_of(runner) == torch.device("cpu")

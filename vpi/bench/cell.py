@@ -1,0 +1,134 @@
+"""One cell of the sweep: fresh inputs, the two ways to decode L prototypes, and the timed runs.
+
+A run is what a deployment does for a new support set and a query: the prior encoder on K support
+pairs, the L prototypes z = mean + eps * std, and the decoder on the query, either batched (one
+pass over all L prototypes, the exported graph) or looped (L passes with one prototype each, as a
+naive implementation would: the query is encoded L times).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from vpi.bench.timing import Clock, PeakMemory, summarize
+from vpi.export.manifest import GraphSpec
+from vpi.runtime.base import Runner
+
+Decode = Callable[[Runner, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class InputStream:
+    """Fresh, non-zero inputs for every run, drawn from a seeded generator outside the timed span:
+    support images (K, 3, S, S) in [0.05, 1), masks (K, 1, S, S) with a rectangle of foreground,
+    a query (1, 3, S, S) and the noise eps (L, D) of the prototypes."""
+
+    spec: GraphSpec
+    shots: int
+    seed: int = 0
+    generator: torch.Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def draw(self, samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        side, g = self.spec.input_size, self.generator
+        images = 0.05 + 0.95 * torch.rand((self.shots, 3, side, side), generator=g)
+        masks = torch.zeros((self.shots, 1, side, side))
+        for mask in masks:
+            top, left = torch.randint(0, side // 2, (2,), generator=g).tolist()
+            height, width = torch.randint(side // 4, side // 2 + 1, (2,), generator=g).tolist()
+            mask[:, top:top + height, left:left + width] = 1.0
+        query = 0.05 + 0.95 * torch.rand((1, 3, side, side), generator=g)
+        noise = torch.randn((samples, self.spec.latent_dim), generator=g)
+        return images, masks, query, noise
+
+
+def decode_batched(runner: Runner, query: torch.Tensor, prototypes: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One decoder pass over all L prototypes (L, D): the query is encoded once."""
+    return runner.run_decoder(query, prototypes)
+
+
+def decode_looped(runner: Runner, query: torch.Tensor, prototypes: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """L decoder passes with one prototype each, then the mean and population variance of the L
+    probability maps: the same result as ``decode_batched``, at the naive cost."""
+    maps = torch.cat([runner.run_decoder(query, z[None])[0] for z in prototypes], 1)
+    return maps.mean(1, keepdim=True), maps.var(1, unbiased=False, keepdim=True)
+
+
+DECODERS: dict[str, Decode] = {"batched": decode_batched, "looped": decode_looped}
+
+
+def time_run(
+    runner: Runner, clock: Clock, inputs: InputStream, samples: int, mode: str
+) -> tuple[float, float, float]:
+    """One run on fresh inputs: (prior encoder, decoder, end to end) in ms. The end to end span
+    also covers drawing the prototypes; drawing the inputs is outside it."""
+    images, masks, query, noise = inputs.draw(samples)
+    marks = [clock.start()]
+    mean, variance = runner.run_prior(images, masks)
+    marks.append(clock.mark())
+    prototypes = mean + noise * variance.sqrt()
+    marks.append(clock.mark())
+    DECODERS[mode](runner, query, prototypes)
+    marks.append(clock.mark())
+    gaps = clock.elapsed_ms(marks)
+    return gaps[0], gaps[2], sum(gaps)
+
+
+@dataclass
+class Lane:
+    """One backend in the sweep: its runner, clock, memory gauge and input stream."""
+
+    name: str
+    runner: Runner
+    clock: Clock
+    memory: PeakMemory
+    inputs: InputStream
+
+
+def measure_cells(
+    lanes: Sequence[Lane],
+    cells: Sequence[tuple[int, str]],
+    *,
+    warmup: int,
+    repeats: int,
+    progress: Callable[[int], None] | None = None,
+) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """Time every backend and (L, mode) cell in interleaved rounds: ``warmup`` untimed rounds,
+    then ``repeats`` timed ones, each running every backend's every cell once.
+
+    Interleaving spreads a burst of load from elsewhere on the machine over all backends and cells
+    instead of landing on one, so ratios stay fair on a shared host. Returns, per (backend, L,
+    mode), the latency statistics (ms) of the prior encoder, the decoder and the whole run, the
+    throughput of the decoder (queries/s once the support set is encoded, from its mean latency)
+    and the peak memory over the cell's runs (MiB).
+    """
+    keys = [(lane, cell) for lane in lanes for cell in cells]
+    spans = {(lane.name, *cell): ([], [], []) for lane, cell in keys}
+    peaks = dict.fromkeys(spans, 0.0)
+    for round_ in range(warmup + repeats):
+        if progress:
+            progress(round_)
+        for lane, cell in keys:
+            key = (lane.name, *cell)
+            lane.memory.reset()
+            timed = time_run(lane.runner, lane.clock, lane.inputs, *cell)
+            peaks[key] = max(peaks[key], lane.memory.peak_mb())
+            if round_ >= warmup:
+                for values, value in zip(spans[key], timed, strict=True):
+                    values.append(value)
+    measured = {}
+    for key, (prior, decoder, end_to_end) in spans.items():
+        stats = {"prior_ms": summarize(prior), "decoder_ms": summarize(decoder),
+                 "end_to_end_ms": summarize(end_to_end)}
+        measured[key] = {**stats,
+                         "throughput_qps": round(1000.0 / stats["decoder_ms"]["mean"], 3),
+                         "peak_memory_mb": peaks[key]}
+    return measured

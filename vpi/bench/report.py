@@ -1,0 +1,114 @@
+"""The benchmark report on the terminal (a rich table) and on disk (JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.table import Table
+
+from vpi.io import atomic_write_text
+
+
+def write_json(report: dict[str, Any], path: str | Path) -> Path:
+    """Every figure of the run, the machine and the settings, written atomically."""
+    path = Path(path)
+    atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+    return path
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _triple(stats: dict[str, float]) -> str:
+    return "/".join(_ms(stats[q]) for q in ("p50", "p90", "p99"))
+
+
+def bench_table(report: dict[str, Any]) -> Table:
+    """One row per backend and L, latencies in ms: p50 of the prior encoder and of the decoder in
+    each mode, end to end p50/p90/p99 in the main mode (batched where measured) and p50 in the
+    other, their ratio, the end-to-end p50 over that of L = 1, the decoder's throughput once the
+    support set is encoded (queries/s), the peak memory (MiB) and the class-IoU where scored.
+    """
+    modes = report["settings"]["modes"]
+    main = "batched" if "batched" in modes else modes[0]
+    other = [m for m in modes if m != main]
+    cells = {(r["backend"], r["L"], r["mode"]): r for r in report["results"]}
+    over_one = {(c["backend"], c["L"]): c["end_to_end"] for c in report["comparisons"]["over_L1"]
+                if c["mode"] == main}
+    ratios = {(c["backend"], c["L"]): c["end_to_end"]
+              for c in report["comparisons"]["looped_over_batched"]}
+    accuracy = report.get("accuracy") or {}
+    iou = {a["L"]: a["class_iou"] for a in accuracy.get("per_L", [])}
+    machine, model = report["machine"], report["model"]
+    gpu = f", {machine['gpu']['name']}" if machine.get("gpu") else ""
+    table = Table(
+        title=(f"{model['backbone']} {model['image_size']}x{model['image_size']}, "
+               f"K={report['settings']['shots']} · {machine['cpu_model']} "
+               f"({machine['cpu_cores_usable']} cores{gpu}) · ms"),
+        box=box.SIMPLE_HEAD, title_style="bold",
+    )
+    table.add_column("backend")
+    table.add_column("L", justify="right")
+    table.add_column("prior", justify="right")
+    for mode in modes:
+        table.add_column(f"decoder\n{mode}", justify="right")
+    table.add_column(f"e2e {main}\np50/p90/p99", justify="right", no_wrap=True)
+    for mode in other:
+        table.add_column(f"e2e\n{mode}", justify="right")
+    if other:
+        table.add_column("looped/\nbatched", justify="right")
+    table.add_column("/L=1", justify="right")
+    table.add_column("q/s", justify="right")
+    table.add_column("MiB", justify="right")
+    if iou:
+        table.add_column("class\nIoU %", justify="right")
+    for backend, samples in dict.fromkeys((r["backend"], r["L"]) for r in report["results"]):
+        first = cells[(backend, samples, main)]
+        row = [backend, str(samples), _ms(first["prior_ms"]["p50"])]
+        row += [_ms(cells[(backend, samples, m)]["decoder_ms"]["p50"]) for m in modes]
+        row.append(_triple(first["end_to_end_ms"]))
+        row += [_ms(cells[(backend, samples, m)]["end_to_end_ms"]["p50"]) for m in other]
+        if other:
+            row.append(f"{ratios[(backend, samples)]:.2f}x")
+        ratio = over_one.get((backend, samples))
+        row.append(f"{ratio:.2f}" if ratio is not None else "-")
+        row.append(f"{first['throughput_qps']:.1f}")
+        row.append(f"{max(cells[(backend, samples, m)]['peak_memory_mb'] for m in modes):.0f}")
+        if iou:
+            row.append(f"{100 * iou[samples]:.1f}" if samples in iou else "-")
+        table.add_row(*row)
+    return table
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """Skipped backends with their reasons, the targets, and what the IoU was scored on."""
+    lines = [f"model: {report['model']['origin']}"]
+    for entry in report["backends"]:
+        if entry["status"] == "skipped":
+            lines.append(f"skipped {entry['backend']}: {entry['reason']}")
+        else:
+            lines.append(f"{entry['backend']}: {entry['runner']} on {entry['device']}, timed with "
+                         f"{entry['timer']}, memory {entry['memory']} (opening it added "
+                         f"{entry['host_footprint_mb']:.0f} MiB of RSS)")
+    threads = report["settings"].get("threads")
+    lines.append(f"CPU threads: torch {report['machine']['torch_threads']}, ONNX Runtime "
+                 f"{threads if threads else 'its default'}")
+    for target in report["targets"]:
+        verdict = "met" if target["met"] else "NOT met"
+        lines.append(f"target {target['description']} [{target['backend']}]: "
+                     f"{target['value']:.2f} ({target['threshold']}) {verdict}")
+    accuracy = report.get("accuracy")
+    if accuracy:
+        note = " (random weights: the IoU says nothing of the method)" if accuracy["random_weights"] else ""
+        lines.append(f"class-IoU: {accuracy['episodes']} built-in test episodes, "
+                     f"{accuracy['shots']}-shot, on {accuracy['backend']}{note}")
+    machine = report["machine"]
+    if machine.get("load_average") and machine.get("load_average_end"):
+        lines.append(f"load average (1 min): {machine['load_average'][0]:.2f} at the start, "
+                     f"{machine['load_average_end'][0]:.2f} at the end, on "
+                     f"{machine['cpu_cores_usable']} usable cores")
+    return lines

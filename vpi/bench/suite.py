@@ -1,0 +1,270 @@
+"""The sweep of `vpi bench`: backends x L x mode, each cell timed stage by stage, end to end.
+
+Every backend is opened first (or skipped, with the reason); then all of them are swept over L and
+mode in interleaved rounds (``vpi.bench.cell``), so that load from elsewhere on a shared machine
+falls on every backend alike. Pre- and post-processing (resizing images, thresholding) are not
+timed: the runners get tensors at the network's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vpi import __version__
+from vpi.bench.accuracy import score_builtin
+from vpi.bench.cell import InputStream, Lane, measure_cells
+from vpi.bench.compare import check_targets, comparisons
+from vpi.bench.machine import describe_machine
+from vpi.bench.source import (
+    BenchModel,
+    ensure_checkpoint,
+    export_folder,
+    load_torch_model,
+    torch_weights_are_real,
+)
+from vpi.bench.timing import Clock, PeakMemory
+from vpi.config import MAX_SAMPLES, MAX_SHOTS
+from vpi.device import resolve_device
+from vpi.errors import BackendError, ConfigError, VpiError
+from vpi.export.manifest import GraphSpec
+from vpi.runtime.base import Runner
+
+BACKENDS = ("torch", "torch-amp", "onnx", "trt")
+MODES = ("batched", "looped")
+EVALS = ("builtin",)
+FORMAT = "vpi-bench"
+FORMAT_VERSION = 1
+DEFAULT_CACHE = Path("runs") / "bench-cache"
+Announce = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What to sweep and how to time it; values out of range fail here, with the option named."""
+
+    samples: tuple[int, ...] = (1, 2, 4, 6, 8, 10)
+    backends: tuple[str, ...] | None = None  # None: every backend that is available here
+    modes: tuple[str, ...] = MODES
+    shots: int = 1
+    warmup: int = 3
+    repeats: int = 20
+    device: str = "auto"
+    seed: int = 0
+    eval: str | None = None  # "builtin": class-IoU for each L on the built-in test episodes
+    eval_episodes: int = 100
+    threads: int | None = None  # CPU threads of torch and ONNX Runtime; None: their defaults
+
+    def __post_init__(self) -> None:
+        if not self.samples or not all(1 <= s <= MAX_SAMPLES for s in self.samples):
+            raise ConfigError(f"--samples is {list(self.samples)}; each L must lie in 1..{MAX_SAMPLES}")
+        for name, values, allowed in (("--backend", self.backends or (), BACKENDS),
+                                      ("--mode", self.modes, MODES)):
+            unknown = [v for v in values if v not in allowed]
+            if unknown:
+                raise ConfigError(f"{name} {unknown[0]!r} is not one of: {', '.join(allowed)}")
+        if not self.modes:
+            raise ConfigError(f"--mode names no mode; choose from: {', '.join(MODES)}")
+        if not 1 <= self.shots <= MAX_SHOTS:
+            raise ConfigError(f"--shots is {self.shots}; it must lie in 1..{MAX_SHOTS}")
+        if self.warmup < 0 or self.repeats < 1:
+            raise ConfigError(
+                f"--warmup is {self.warmup} and --repeats {self.repeats}; "
+                "warm-up runs must be 0 or more and timed runs 1 or more"
+            )
+        if self.eval is not None and self.eval not in EVALS:
+            raise ConfigError(f"--eval is {self.eval!r}; choose one of: {', '.join(EVALS)}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads is {self.threads}; it must be 1 or more")
+        if self.eval_episodes < 1:
+            raise ConfigError(f"--eval-episodes is {self.eval_episodes}; it must be 1 or more")
+
+
+def default_backends(device: torch.device) -> tuple[str, ...]:
+    """Every backend worth trying on ``device``: autocast only where CUDA runs it."""
+    return tuple(b for b in BACKENDS if b != "torch-amp" or device.type == "cuda")
+
+
+def run_benchmark(
+    bench: BenchModel,
+    settings: BenchSettings | None = None,
+    *,
+    cache_dir: str | Path = DEFAULT_CACHE,
+    announce: Announce | None = None,
+) -> dict[str, Any]:
+    """Measure ``bench`` on every backend of ``settings``; returns the report (see docs/benchmarks.md).
+
+    A backend that cannot run here (library missing, no GPU, no engines) is recorded as skipped
+    with its reason; only when none can run is that an error.
+    """
+    settings = settings or BenchSettings()
+    announce = announce or (lambda _line: None)
+    with _torch_threads(settings.threads):
+        return _run(bench, settings, Path(cache_dir), announce)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set for the run and restored after (they are process-wide)."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(bench: BenchModel, settings: BenchSettings, cache_dir: Path, announce: Announce
+         ) -> dict[str, Any]:
+    device = resolve_device(settings.device)
+    if bench.checkpoint is None and bench.preset is not None:
+        bench = ensure_checkpoint(bench, cache_dir)  # PyTorch and the exports share its weights
+    announce(f"model: {bench.origin}")
+    machine = describe_machine(device)
+    names = settings.backends or default_backends(device)
+    backends: list[dict[str, Any]] = []
+    lanes: list[Lane] = []
+    for name in names:
+        lane, entry = _open_lane(name, bench, settings, cache_dir, announce)
+        backends.append(entry)
+        if lane is not None:
+            lanes.append(lane)
+    if not lanes:
+        reasons = "; ".join(f"{b['backend']}: {b['reason']}" for b in backends)
+        raise BackendError(f"no backend could run here ({reasons})")
+    cells = [(samples, mode) for samples in settings.samples for mode in settings.modes]
+    rounds = settings.warmup + settings.repeats
+
+    def progress(round_: int) -> None:
+        kind = "warm-up" if round_ < settings.warmup else "timed"
+        announce(f"round {round_ + 1}/{rounds} ({kind}): {len(cells)} cells on "
+                 f"{', '.join(lane.name for lane in lanes)}")
+
+    measured = measure_cells(lanes, cells, warmup=settings.warmup, repeats=settings.repeats,
+                             progress=progress)
+    results = [{"backend": backend, "L": samples, "mode": mode, **cell}
+               for (backend, samples, mode), cell in measured.items()]
+    accuracy = _score(bench, settings, lanes, announce) if settings.eval is not None else None
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "vpi_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {**machine, "load_average_end": _load_average()},
+        "model": bench.describe(),
+        "settings": {**asdict(settings), "backends": list(names), "device": str(device)},
+        "backends": backends,
+        "results": results,
+        "comparisons": comparisons(results),
+        "targets": check_targets(results),
+        "accuracy": accuracy,
+    }
+
+
+def _open_lane(
+    name: str, bench: BenchModel, settings: BenchSettings, cache_dir: Path, announce: Announce
+) -> tuple[Lane | None, dict[str, Any]]:
+    """The backend ready to measure and its report entry, or None and why it is skipped.
+
+    ``host_footprint_mb`` is what opening it added to the process's resident set (weights,
+    sessions, libraries loaded for it). All backends stay open during the interleaved sweep, so a
+    run's peak RSS holds the others' footprints too.
+    """
+    started = time.perf_counter()
+    host = PeakMemory(torch.device("cpu"))
+    before = host.current_mb()
+    try:
+        runner = open_runner(name, bench, settings, cache_dir, announce)
+    except VpiError as exc:
+        announce(f"skipped {name}: {exc}")
+        return None, {"backend": name, "status": "skipped", "reason": str(exc)}
+    device = device_of(runner)
+    memory = PeakMemory(device, torch_allocated=name.startswith("torch"))
+    if name.startswith("torch") and not torch_weights_are_real(bench):
+        runner.warnings.append("random weights of the export's config: no --checkpoint given")
+    for line in runner.warnings:
+        announce(f"warning: {line}")
+    clock = Clock(device)
+    entry = {
+        "backend": name, "status": "measured", "runner": runner.name, "device": str(device),
+        "timer": clock.method, "memory": memory.kind, "memory_scope": memory.scope,
+        "setup_s": round(time.perf_counter() - started, 3),
+        "host_footprint_mb": round(host.current_mb() - before, 1),
+        "warnings": runner.warnings,
+    }
+    inputs = InputStream(runner.spec, settings.shots, settings.seed)
+    return Lane(name, runner, clock, memory, inputs), entry
+
+
+def _score(
+    bench: BenchModel, settings: BenchSettings, lanes: list[Lane], announce: Announce
+) -> dict[str, Any] | None:
+    """Class-IoU for each L through the first backend that runs the model's own weights."""
+    real = [lane for lane in lanes
+            if torch_weights_are_real(bench) or not lane.name.startswith("torch")]
+    if not real:
+        return None
+    lane = real[0]
+    announce(f"{lane.runner.name}: class-IoU on {settings.eval_episodes} built-in test episodes")
+    return {
+        "dataset": settings.eval, "backend": lane.name, "episodes": settings.eval_episodes,
+        "shots": settings.shots, "random_weights": bench.random_weights,
+        "per_L": score_builtin(lane.runner, bench.config, settings.samples, shots=settings.shots,
+                               episodes=settings.eval_episodes, seed=settings.seed),
+    }
+
+
+def _load_average() -> list[float] | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def open_runner(
+    name: str, bench: BenchModel, settings: BenchSettings, cache_dir: str | Path, announce: Announce
+) -> Runner:
+    """A runner of backend ``name`` for ``bench``, or a VpiError that says why it cannot run."""
+    from vpi.runtime import OnnxRunner, TensorRTRunner, TorchRunner
+
+    device = resolve_device(settings.device)
+    if name in ("torch", "torch-amp"):
+        if name == "torch-amp" and device.type != "cuda":
+            raise BackendError("autocast runs on CUDA only; on the CPU it is the torch backend")
+        model = load_torch_model(bench)
+        runner: Runner = TorchRunner(model, GraphSpec.from_config(bench.config),
+                                     device=settings.device, amp=name == "torch-amp")
+    elif name == "onnx":
+        from vpi.runtime.onnx_runner import import_onnxruntime
+
+        import_onnxruntime()  # a missing library is reported before any export is made
+        folder = export_folder(bench, cache_dir, "onnx", announce)
+        ort_device = "auto" if settings.device == "auto" else device.type
+        runner = OnnxRunner(folder, device=ort_device, threads=settings.threads)
+    else:
+        from vpi.export.tensorrt import import_tensorrt
+
+        import_tensorrt()
+        runner = TensorRTRunner(export_folder(bench, cache_dir, "trt", announce))
+    largest = max(settings.samples)
+    if largest > runner.spec.max_samples or settings.shots > runner.spec.max_shots:
+        raise BackendError(
+            f"{runner.name} takes L up to {runner.spec.max_samples} and K up to "
+            f"{runner.spec.max_shots}; asked for L = {largest}, K = {settings.shots}"
+        )
+    return runner
+
+
+def device_of(runner: Runner) -> torch.device:
+    """Where a runner computes, which decides the clock (CUDA events or perf_counter)."""
+    if hasattr(runner, "device"):
+        return runner.device
+    if runner.backend == "trt" or getattr(runner, "provider", "") == "CUDAExecutionProvider":
+        return torch.device("cuda")
+    return torch.device("cpu")
