@@ -29,6 +29,13 @@ def plot_iou_against_samples(report: dict[str, Any], path: str | Path) -> Path:
     ax.set_ylabel("class-IoU (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay out, write atomically as PNG and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:

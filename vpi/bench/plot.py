@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vpi.io import atomic_path
+from vpi.plots import save_figure
 
 _STYLES = {"batched": "-", "looped": "--"}
 
@@ -64,9 +64,4 @@ def plot_bench(report: dict[str, Any], path: str | Path) -> Path:
         ax.set_title(f"built-in test episodes ({accuracy['episodes']}, "
                      f"{accuracy['shots']}-shot{note})", fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

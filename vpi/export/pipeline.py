@@ -68,16 +68,7 @@ def export_model(
     ``out_dir`` that holds anything but an export of this same checkpoint is refused unless
     ``force``; files of ours are replaced, nothing else in the folder is touched.
     """
-    if engine not in ENGINES:
-        raise ConfigError(f"engine is {engine!r}; choose one of: {', '.join(ENGINES)}")
-    if engine == "onnx" and precision not in (None, "fp32"):
-        raise ConfigError(
-            f"ONNX graphs are exported in fp32; precision {precision!r} applies to --engine trt"
-        )
-    # Missing backends fail first, before anything is written.
-    trt_plan = None
-    if engine == "trt":
-        trt_plan = precision_plan(import_tensorrt().__version__, precision or "fp16")
+    trt_plan = check_engine_request(engine, precision)
     from vpi.runtime.onnx_runner import import_onnxruntime  # see _onnx_parity
 
     ort_version = import_onnxruntime().__version__  # the parity check runs on it
@@ -113,6 +104,20 @@ def export_model(
             if path.name != MANIFEST:
                 os.replace(path, out / path.name)
     return write_manifest(out, manifest)
+
+
+def check_engine_request(engine: str, precision: str | None) -> PrecisionPlan | None:
+    """Validate engine and precision, and fail on a missing TensorRT before anything is written;
+    returns the TensorRT precision plan (None for ONNX)."""
+    if engine not in ENGINES:
+        raise ConfigError(f"engine is {engine!r}; choose one of: {', '.join(ENGINES)}")
+    if engine == "onnx" and precision not in (None, "fp32"):
+        raise ConfigError(
+            f"ONNX graphs are exported in fp32; precision {precision!r} applies to --engine trt"
+        )
+    if engine == "trt":
+        return precision_plan(import_tensorrt().__version__, precision or "fp16")
+    return None
 
 
 def _check_out_dir(out: Path, digest: str, force: bool) -> None:

@@ -24,17 +24,16 @@ import torch
 
 from vpi import __version__
 from vpi.checkpoint import file_sha256, load_model
-from vpi.errors import CheckpointError, ConfigError, VpiError
+from vpi.errors import CheckpointError, VpiError
 from vpi.export.graphs import typed_model
 from vpi.export.manifest import GraphSpec
 from vpi.export.onnx_export import check_graph
 from vpi.export.parity import FP32_TOLERANCE, GraphRunner, check_parity, parity_report
-from vpi.export.pipeline import BF16_OPSET
+from vpi.export.pipeline import BF16_OPSET, check_engine_request
 from vpi.export.tensorrt import (
     PrecisionPlan,
     build_engines,
     import_tensorrt,
-    precision_plan,
 )
 from vpi.export.triton_graphs import (
     Signature,
@@ -77,16 +76,8 @@ def write_triton_repository(
     exists and is not empty is refused unless ``force``; then only the three models above are
     replaced and any other model in it is kept.
     """
-    if engine not in PLATFORMS:
-        raise ConfigError(f"engine is {engine!r}; choose one of: {', '.join(PLATFORMS)}")
-    if engine == "onnx" and precision not in (None, "fp32"):
-        raise ConfigError(
-            f"ONNX graphs are exported in fp32; precision {precision!r} applies to --engine trt"
-        )
     # Missing backends and unusable checkpoints fail first, before anything is written.
-    trt_plan = None
-    if engine == "trt":
-        trt_plan = precision_plan(import_tensorrt().__version__, precision or "fp16")
+    trt_plan = check_engine_request(engine, precision)
     from vpi.runtime.onnx_runner import import_onnxruntime  # vpi.runtime imports vpi.export
 
     import_onnxruntime()  # the parity check runs on it
