@@ -375,8 +375,8 @@ def bench_command(
     sets: Sets = None,
     image_size: Annotated[int | None, typer.Option(help="Input side of the preset, e.g. 384.")] = None,
     shots: Annotated[int, typer.Option("--shots", "-k", help="Support pairs K, 1..10.")] = 1,
-    warmup: Annotated[int, typer.Option(help="Untimed runs before each measurement.")] = 3,
-    repeats: Annotated[int, typer.Option(help="Timed runs per backend, L and mode.")] = 20,
+    warmup: Annotated[int, typer.Option(help="Untimed rounds first (a round runs every cell once).")] = 3,
+    repeats: Annotated[int, typer.Option(help="Timed rounds: runs per backend, L and mode.")] = 20,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the inputs and random weights.")] = 0,
     threads: Annotated[int | None, typer.Option(
