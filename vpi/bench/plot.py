@@ -57,8 +57,9 @@ def plot_bench(report: dict[str, Any], path: str | Path) -> Path:
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color="C3")
         ax.set_xlabel("samples L")
         ax.set_ylabel("class-IoU (%)")
-        values = [p[1] for p in points]
-        ax.set_ylim(max(0.0, min(values) - 5), min(100.0, max(values) + 5))
+        low, high = min(p[1] for p in points), max(p[1] for p in points)
+        margin = max(1.0, high - low)  # a flat curve stays visibly flat, a steep one fits
+        ax.set_ylim(max(0.0, low - margin), min(100.0, high + margin))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         note = ", random weights" if accuracy["random_weights"] else ""
         ax.set_title(f"built-in test episodes ({accuracy['episodes']}, "
