@@ -25,11 +25,31 @@ def plot_iou_against_samples(report: dict[str, Any], path: str | Path) -> Path:
     for name, points in lines.items():
         points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+    style_iou_axis(ax, [iou for points in lines.values() for _, iou in points])
+    runs = [run for run in report["runs"] if run["samples"] is not None]
+    ax.set_title(f"{report['settings']['dataset']} · {runs[0]['episodes']} episodes per fold, "
+                 f"seeds {report['settings']['seeds']}", fontsize=8)
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def iou_axis_limits(values: list[float], min_margin: float = 2.0) -> tuple[float, float]:
+    """y-limits (%) that show a flat curve as flat: matplotlib's autoscale would stretch a
+    0.3-point wobble over the whole axis and make sampling noise look like a trend."""
+    low, high = min(values), max(values)
+    margin = max(min_margin, high - low)
+    return max(0.0, low - margin), min(100.0, high + margin)
+
+
+def style_iou_axis(ax: Any, values: list[float]) -> None:
+    """Class-IoU (%) against integer L, on limits from ``iou_axis_limits``."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_ylim(*iou_axis_limits(values))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("samples L")
     ax.set_ylabel("class-IoU (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return save_figure(fig, path)
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:

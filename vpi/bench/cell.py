@@ -8,6 +8,7 @@ naive implementation would: the query is encoded L times).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,10 +100,12 @@ def measure_cells(
     *,
     warmup: int,
     repeats: int,
+    seed: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> dict[tuple[str, int, str], dict[str, Any]]:
     """Time every backend and (L, mode) cell in interleaved rounds: ``warmup`` untimed rounds,
-    then ``repeats`` timed ones, each running every backend's every cell once.
+    then ``repeats`` timed ones, each running every backend's every cell once, in an order
+    shuffled by ``seed``.
 
     Interleaving spreads a burst of load from elsewhere on the machine over all backends and cells
     instead of landing on one, so ratios stay fair on a shared host. Returns, per (backend, L,
@@ -110,12 +113,16 @@ def measure_cells(
     throughput of the decoder (queries/s once the support set is encoded, from its mean latency)
     and the peak memory over the cell's runs (MiB).
     """
-    keys = [(lane, cell) for lane in lanes for cell in cells]
-    spans = {(lane.name, *cell): ([], [], []) for lane, cell in keys}
+    spans = {(lane.name, *cell): ([], [], []) for lane in lanes for cell in cells}
     peaks = dict.fromkeys(spans, 0.0)
+    order = random.Random(seed)
     for round_ in range(warmup + repeats):
         if progress:
             progress(round_)
+        # A fresh order each round: no cell always runs first, last, or after a given backend.
+        # A backend's cells stay together, so thread pools hand over once per round.
+        keys = [(lane, cell) for lane in order.sample(list(lanes), len(lanes))
+                for cell in order.sample(list(cells), len(cells))]
         for lane, cell in keys:
             key = (lane.name, *cell)
             lane.memory.reset()

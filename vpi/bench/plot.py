@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vpi.plots import save_figure
+from vpi.plots import save_figure, style_iou_axis
 
 _STYLES = {"batched": "-", "looped": "--"}
 
@@ -49,20 +49,14 @@ def plot_bench(report: dict[str, Any], path: str | Path) -> Path:
     ax.legend(fontsize=7, handlelength=3)
     model, machine = report["model"], report["machine"]
     where = machine["gpu"]["name"] if machine.get("gpu") else f"{machine['cpu_model']}, " \
-        f"{machine['cpu_cores_usable']} cores"
+        f"{machine['cpu_cores_usable']} cores, {machine['torch_threads']} threads"
     ax.set_title(f"{model['backbone']} {model['image_size']}px · {where}", fontsize=8)
     if accuracy:
         ax = axes[0][1]
         points = sorted((a["L"], 100 * a["class_iou"]) for a in accuracy["per_L"])
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color="C3")
-        ax.set_xlabel("samples L")
-        ax.set_ylabel("class-IoU (%)")
-        low, high = min(p[1] for p in points), max(p[1] for p in points)
-        margin = max(1.0, high - low)  # a flat curve stays visibly flat, a steep one fits
-        ax.set_ylim(max(0.0, low - margin), min(100.0, high + margin))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        style_iou_axis(ax, [p[1] for p in points])
         note = ", random weights" if accuracy["random_weights"] else ""
         ax.set_title(f"built-in test episodes ({accuracy['episodes']}, "
                      f"{accuracy['shots']}-shot{note})", fontsize=8)
-        ax.grid(alpha=0.3)
     return save_figure(fig, path)

@@ -48,7 +48,7 @@ def bench_table(report: dict[str, Any]) -> Table:
     table = Table(
         title=(f"{model['backbone']} {model['image_size']}x{model['image_size']}, "
                f"K={report['settings']['shots']} · {machine['cpu_model']} "
-               f"({machine['cpu_cores_usable']} cores{gpu}) · ms"),
+               f"({machine['cpu_cores_usable']} cores, {machine['torch_threads']} threads{gpu}) · ms"),
         box=box.SIMPLE_HEAD, title_style="bold",
     )
     table.add_column("backend")

@@ -150,7 +150,7 @@ def _run(bench: BenchModel, settings: BenchSettings, cache_dir: Path, announce: 
                  f"{', '.join(lane.name for lane in lanes)}")
 
     measured = measure_cells(lanes, cells, warmup=settings.warmup, repeats=settings.repeats,
-                             progress=progress)
+                             seed=settings.seed, progress=progress)
     results = [{"backend": backend, "L": samples, "mode": mode, **cell}
                for (backend, samples, mode), cell in measured.items()]
     accuracy = _score(bench, settings, lanes, announce) if settings.eval is not None else None
