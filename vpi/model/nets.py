@@ -44,7 +44,8 @@ class SegmentationDecoder(nn.Module):
 
     A 1x1 convolution over ``concat(features, tile(z))`` equals ``W_f * features + W_z z``: the
     z-dependent part is a per-channel bias. So the query is projected once and each of the L
-    prototypes only adds its bias, and all L samples run through the blocks as one batch.
+    prototypes only adds its bias, and all L samples run through the blocks as one batch. Each
+    block's skip features are convolved once per query, not once per sample (``_skip_block``).
     """
 
     def __init__(
@@ -71,18 +72,29 @@ class SegmentationDecoder(nn.Module):
         batch, samples = z.shape[:2]
         fused = self.feature_proj(features.deep)[:, None] + self.prototype_proj(z)[..., None, None]
         x = F.relu(fused).flatten(0, 1)  # (B*L, w1, h, w)
-        x = self.block8(torch.cat([x, _repeat(self.skip8(features.skip8), samples)], 1))
+        x = _skip_block(self.block8, x, self.skip8(features.skip8))
         x = _upsample_to(x, features.skip4)
-        x = self.block4(torch.cat([x, _repeat(self.skip4(features.skip4), samples)], 1))
+        x = _skip_block(self.block4, x, self.skip4(features.skip4))
         x = _upsample_to(x, features.skip2)
-        x = self.block2(torch.cat([x, _repeat(self.skip2(features.skip2), samples)], 1))
+        x = _skip_block(self.block2, x, self.skip2(features.skip2))
         logits = F.interpolate(self.head(x), size=out_size, mode="bilinear", align_corners=False)
         return logits.reshape(batch, samples, logits.shape[-2], logits.shape[-1])
 
 
-def _repeat(x: torch.Tensor, samples: int) -> torch.Tensor:
-    """(B, C, h, w) -> (B*L, C, h, w): each query's skip features shared by its L samples."""
-    return x[:, None].expand(-1, samples, -1, -1, -1).flatten(0, 1)
+def _skip_block(block: nn.Sequential, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """``block(concat(x, skip))`` for x (B*L, C, h, w) and one skip (B, S, h, w) per query.
+
+    The first convolution is linear in its input, so it splits into a part over x and a part over
+    the skip: the skip part is computed once per query and broadcast over the L samples, instead
+    of convolving L copies of the same skip features.
+    """
+    first = block[0]
+    channels = x.shape[1]
+    per_sample = F.conv2d(x, first.weight[:, :channels], first.bias, padding=first.padding)
+    shared = F.conv2d(skip, first.weight[:, channels:], padding=first.padding)
+    batch = skip.shape[0]
+    y = (per_sample.unflatten(0, (batch, -1)) + shared[:, None]).flatten(0, 1)
+    return block[1:](y)
 
 
 def _upsample_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
