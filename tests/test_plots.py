@@ -28,4 +28,3 @@ def test_fig3_plot_is_written_from_an_eval_report(tmp_path: Path) -> None:
     out = plot_iou_against_samples(report, tmp_path / "fig3.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["fig3.png"]
-

@@ -7,7 +7,7 @@ costs nothing in accuracy.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,9 +27,6 @@ class SampleSpread:
     pixel_std: float  # per-pixel std of the foreground probability over the L samples, mean
     pixel_std_max: float
     label_flips: float  # fraction of pixels whose label at L differs from a single sample's
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 @torch.no_grad()
