@@ -19,6 +19,7 @@ from PIL import Image
 from runtime.helpers import (
     blob_pair,
     copy_export,
+    run_cli,
     snapshot,
     tensorrt_missing,
     tiny_export,
@@ -29,15 +30,6 @@ from vpi.cli import main
 from vpi.runtime import Segmenter, TorchRunner, find_support_pairs, load_support
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def vpi(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    """Run `vpi ARGS...`; return the exit code, stdout and stderr."""
-    monkeypatch.setattr(sys, "argv", ["vpi", *map(str, args)])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +70,7 @@ def test_export_then_segment_the_examples_on_torch_and_onnx(
     masks = {}
     for backend, source in (("torch", ["--checkpoint", exported[0]]),
                             ("onnx", ["--engine-dir", cli_export])):
-        code, out, err = vpi(monkeypatch, capsys, "segment", EXAMPLES / "support",
+        code, out, err = run_cli(monkeypatch, capsys, "segment", EXAMPLES / "support",
                              EXAMPLES / "query.png", *source, "--backend", backend, "--seed", 3,
                              "--threshold", threshold, "--out", tmp_path / backend)
         assert code == 0, err
@@ -95,7 +87,7 @@ def test_without_a_checkpoint_the_newest_run_is_used(monkeypatch, capsys, export
     run.mkdir(parents=True)
     shutil.copy(exported[0], run / "best.pt")
     monkeypatch.chdir(tmp_path)
-    code, out, err = vpi(monkeypatch, capsys, "segment", EXAMPLES / "support",
+    code, out, err = run_cli(monkeypatch, capsys, "segment", EXAMPLES / "support",
                          EXAMPLES / "query.png", "--out", "out")
     assert code == 0, err
     assert "using the newest run's runs/tiny-20260101-120000/best.pt" in out
@@ -182,7 +174,7 @@ def test_bad_input_is_one_line_and_touches_nothing(monkeypatch, capsys, exported
     args, message = _case_setup(case, tmp_path, exported[1])
     if args[0] == "segment":
         args += ["--out", out]
-    code, _, err = vpi(monkeypatch, capsys, *args)
+    code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert re.search(message, err), err

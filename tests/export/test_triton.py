@@ -9,7 +9,6 @@ import dataclasses
 import importlib.util
 import re
 import shutil
-import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
@@ -19,11 +18,10 @@ import pytest
 import torch
 from google.protobuf import text_format
 from PIL import Image
-from runtime.helpers import blob_pair, snapshot, tensorrt_missing
+from runtime.helpers import blob_pair, run_cli, snapshot, tensorrt_missing
 from tritonclient.grpc import model_config_pb2
 
 from vpi.checkpoint import save_checkpoint
-from vpi.cli import main
 from vpi.config import get_preset
 from vpi.errors import VpiError
 from vpi.export import GraphSpec, triton, write_triton_repository
@@ -57,15 +55,6 @@ def client() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def vpi(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    """Run `vpi ARGS...` in-process as the console script does; exit code, stdout, stderr."""
-    monkeypatch.setattr(sys, "argv", ["vpi", *map(str, args)])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 def run_ensemble(repo: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -178,11 +167,11 @@ def test_cli_writes_the_same_bytes_and_force_keeps_other_models(
     (target / "vpi").mkdir()
     (target / "vpi" / "stale.txt").write_text("from an earlier version")
     before = tree(target)
-    code, _, err = vpi(monkeypatch, capsys, "export", checkpoint, "--triton", target)
+    code, _, err = run_cli(monkeypatch, capsys, "export", checkpoint, "--triton", target)
     assert code == 2 and err.count("\n") == 1, err
     assert "exists and is not empty" in err and "--force" in err
     assert tree(target) == before
-    code, out, err = vpi(monkeypatch, capsys, "export", checkpoint, "--triton", target, "--force")
+    code, out, err = run_cli(monkeypatch, capsys, "export", checkpoint, "--triton", target, "--force")
     assert code == 0, err
     assert "tritonserver --model-repository=" in out
     after = snapshot(target)
@@ -237,7 +226,7 @@ def test_bad_input_is_one_line_and_writes_nothing(
         source = tmp_path / "junk.pt"
         source.write_text("no")
     before = tree(tmp_path)
-    code, _, err = vpi(monkeypatch, capsys, "export", source, "--triton", target, *extra)
+    code, _, err = run_cli(monkeypatch, capsys, "export", source, "--triton", target, *extra)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     assert re.search(message, err), err
     assert tree(tmp_path) == before

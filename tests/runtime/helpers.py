@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,22 @@ import torch
 from PIL import Image
 
 from vpi.checkpoint import save_checkpoint
+from vpi.cli import main
 from vpi.config import get_preset
 from vpi.errors import BackendError
 from vpi.export import export_model
 from vpi.export.tensorrt import import_tensorrt
 from vpi.model import VPIModel
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: Any
+            ) -> tuple[int, str, str]:
+    """Run `vpi ARGS...` in-process as the console script does; exit code, stdout, stderr."""
+    monkeypatch.setattr(sys, "argv", ["vpi", *map(str, args)])
+    with pytest.raises(SystemExit) as info:
+        main()
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
 
 
 def tiny_export(base: Path) -> tuple[Path, Path]:

@@ -19,7 +19,7 @@ from vpi.export.graphs import (
     SegmentationDecoderGraph,
 )
 from vpi.export.manifest import GraphSpec
-from vpi.export.onnx_export import Job, export_jobs, prior_encoder_job
+from vpi.export.onnx_export import Job, export_jobs, graph_signatures, prior_encoder_job
 from vpi.export.tensorrt import optimization_profiles
 from vpi.model import VPIModel
 
@@ -53,15 +53,13 @@ class SampledDecoderGraph(nn.Module):
 def triton_signatures(spec: GraphSpec) -> dict[str, Signature]:
     """Inputs and outputs of the two served graphs; "K" and "L" mark the dynamic axes."""
     s, d = spec.input_size, spec.latent_dim
+    exported = graph_signatures(spec)
     return {
-        "prior_encoder": {
-            "inputs": {"support_images": ["K", 3, s, s], "support_masks": ["K", 1, s, s]},
-            "outputs": {"prior_mean": [1, d], "prior_variance": [1, d]},
-        },
+        "prior_encoder": exported["prior_encoder"],
         "segmentation_decoder": {
             "inputs": {"query_image": [1, 3, s, s], "prior_mean": [1, d],
                        "prior_variance": [1, d], "noise": ["L", d]},
-            "outputs": {"probability": [1, 1, s, s], "uncertainty": [1, 1, s, s]},
+            "outputs": exported["segmentation_decoder"]["outputs"],
         },
     }
 
