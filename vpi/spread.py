@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from vpi.checkpoint import load_model
-from vpi.data import build_episodes, collate_episodes
+from vpi.data import build_episodes
+from vpi.evaluate import iterate_batches
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,7 @@ def sample_spread(
     dataset = build_episodes(config.data, "test", shots=1, episodes=episodes, seed=seed)
     generator = torch.Generator().manual_seed(seed)
     means, stds, pixel_std, flips = [], [], [], []
-    for start in range(0, len(dataset), batch_size):
-        batch = collate_episodes([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+    for _, batch in iterate_batches(dataset, batch_size):
         mean, var = model.prior(batch.support_images, batch.support_masks)
         means.append(mean)
         stds.append(var.sqrt())
