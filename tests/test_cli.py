@@ -66,7 +66,8 @@ def test_eval_report_is_reproducible_and_scores_the_baselines(tiny_checkpoint, t
         reports.append(json.loads((tmp_path / name).read_text()))
     assert reports[0]["summary"] == reports[1]["summary"]
     labels = [entry["label"] for entry in reports[0]["summary"]]
-    assert labels == ["model", "all-foreground", "all-background", "colour"]
+    assert labels == ["model", "all-foreground", "all-background", "colour",
+                      "class-agnostic oracle"]
     assert reports[0]["settings"]["samples"] == [2]
     background = reports[0]["summary"][2]
     assert background["class_iou"]["mean"] == 0.0

@@ -51,13 +51,22 @@ def test_all_ignored_episode_counts_nothing() -> None:
     assert counts.abs().sum() == 0
 
 
-def test_empty_union_counts_as_perfect() -> None:
-    # No foreground in target nor prediction: foreground union 0, IoU taken as 1.
+def test_empty_union_counts_as_zero_as_in_hsnet() -> None:
+    # No foreground in target nor prediction: foreground union 0, IoU = I / max(U, 1) = 0.
     acc = IoUAccumulator()
     acc.update(_row(0, 0, 0), _row(0, 0, 0), [7])
     result = acc.compute()
-    assert result["per_class_iou"] == {7: 1.0}
-    assert result["fb_iou"] == 1.0
+    assert result["per_class_iou"] == {7: 0.0}
+    assert result["fb_iou"] == 0.5  # background 3 / 3, foreground 0
+
+
+def test_class_iou_averages_over_every_class_of_the_fold() -> None:
+    # Class 2 got no episode: it scores 0 and still counts in the mean.
+    acc = IoUAccumulator(class_ids=[1, 2])
+    acc.update(_row(1, 0), _row(1, 0), [1])
+    result = acc.compute()
+    assert result["per_class_iou"] == {1: 1.0, 2: 0.0}
+    assert result["class_iou"] == pytest.approx(0.5)
 
 
 def test_pooled_class_iou_and_fb_iou_on_three_episodes() -> None:

@@ -200,20 +200,28 @@ def eval_command(
         _write_json(json_path, report)
         console.print(f"report: {json_path}")
     if plot is not None:
-        from vpi.plots import plot_iou_against_samples
+        from vpi.eval.plots import plot_iou_against_samples
 
         plot_iou_against_samples(report, plot)
         console.print(f"plot: {plot}")
 
 
 def _evaluate(checkpoints: list[Path], overrides: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    from vpi.protocol import run_evaluation
+    from vpi.eval.protocol import run_evaluation
 
     report = run_evaluation(
         checkpoints, overrides=overrides, announce=lambda line: console.print(f"[dim]{line}[/]"),
         **kwargs,
     )
     console.print(_report_table(report))
+    from vpi.eval.controls import LOW_SUPPORT_GAIN
+
+    weak = [f"{e['label']} (k={e['shots']}, L={e['samples']}): {e['support_gain']['mean']:.1f}"
+            for e in report["summary"]
+            if "support_gain" in e and e["support_gain"]["mean"] < LOW_SUPPORT_GAIN]
+    if weak:
+        console.print(f"[yellow]warning:[/] support gain under {LOW_SUPPORT_GAIN:g} points, the "
+                      f"model barely uses its support: {'; '.join(weak)}", soft_wrap=True)
     return report
 
 
@@ -228,13 +236,21 @@ def _report_table(report: dict[str, Any]) -> Table:
         table.add_column(f"fold {fold}\nclass-IoU", justify="right")
     table.add_column("class-IoU (mIoU)", justify="right")
     table.add_column("FB-IoU", justify="right")
+    table.add_column("swapped support\nclass-IoU", justify="right")
+    table.add_column("support gain\n(points)", justify="right")
     for entry in report["summary"]:
         per_fold = entry["class_iou"]["per_fold"]
+        controls = ("–", "–")
+        if "support_gain" in entry:
+            gain = entry["support_gain"]
+            controls = (_pct(entry["swapped_class_iou"]["mean"], entry["swapped_class_iou"]["std"]),
+                        f"{gain['mean']:.1f}" + (f" ± {gain['std']:.1f}" if gain["std"] else ""))
         table.add_row(
             entry["label"], str(entry["shots"]), _dash(entry["samples"]), _dash(entry["aggregation"]),
             *[_pct(per_fold[f]) if f in per_fold else "" for f in folds],
             _pct(entry["class_iou"]["mean"], entry["class_iou"]["std"]),
             _pct(entry["fb_iou"]["mean"], entry["fb_iou"]["std"]),
+            *controls,
         )
     return table
 

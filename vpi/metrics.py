@@ -4,6 +4,8 @@ Per episode we count, for background and foreground, the intersection I and the 
 (ignore pixels removed first). Class-IoU (mIoU) sums the foreground I and U over all episodes of a
 class, divides, and averages over classes; FB-IoU sums I and U over every episode for each of
 background and foreground and averages the two ratios. Episode-averaged IoU gives other numbers.
+As in HSNet, an empty pooled union counts as IoU 0 (I / max(U, 1)), and class-IoU averages over
+every class the accumulator was made for, so a class that got no episode scores 0, not 1.
 """
 
 from __future__ import annotations
@@ -45,10 +47,16 @@ def episode_counts(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class IoUAccumulator:
-    """Pools intersections and unions over episodes; ``compute`` gives the three metrics."""
+    """Pools intersections and unions over episodes; ``compute`` gives the three metrics.
 
-    def __init__(self) -> None:
+    ``class_ids`` are the classes class-IoU averages over (a fold's classes), whether or not an
+    episode of each was scored; classes seen in ``update`` join them.
+    """
+
+    def __init__(self, class_ids: Iterable[int] = ()) -> None:
         self.per_class: dict[int, torch.Tensor] = defaultdict(_zero_counts)
+        for class_id in class_ids:
+            self.per_class[int(class_id)] = _zero_counts()
         self.episodes = 0
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, class_ids: Iterable[int]) -> None:
@@ -95,5 +103,4 @@ def _zero_counts() -> torch.Tensor:
 
 
 def _ratio(inter: torch.Tensor, union: torch.Tensor) -> float:
-    # A class never present and never predicted has an empty union: count it as perfect.
-    return 1.0 if float(union) == 0 else float(inter) / float(union)
+    return float(inter) / max(float(union), 1.0)

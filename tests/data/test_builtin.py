@@ -1,4 +1,5 @@
-"""The built-in generated episodes: the Episode contract, folds, determinism, and hardness."""
+"""The built-in generated episodes: the Episode contract, folds, determinism, paired episodes that
+need the support, and hardness."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import torch
 
 from vpi.config import DataConfig
 from vpi.data import IGNORE_INDEX, Episode, build_episodes
-from vpi.data.builtin import NUM_CLASSES, BuiltinEpisodes, fold_classes, render_sample
+from vpi.data.builtin import (
+    NUM_CLASSES,
+    BuiltinEpisodes,
+    fold_classes,
+    render_sample,
+    render_scene,
+)
 from vpi.data.shapes import CLASSES
 
 
@@ -114,7 +121,7 @@ def test_augmentation_keeps_the_class_and_changes_the_geometry() -> None:
 
 def test_bad_arguments_are_named() -> None:
     with pytest.raises(ValueError, match="split"):
-        _episodes(split="val")
+        _episodes(split="valid")
     with pytest.raises(ValueError, match="fold"):
         _episodes(fold=4)
     with pytest.raises(ValueError, match="shots"):
@@ -142,6 +149,68 @@ def test_render_sample_gives_one_visible_object() -> None:
         assert mask.mean() > 0.01  # "substantially visible", not a sliver at the border
     with pytest.raises(ValueError, match="class_id"):
         render_sample(NUM_CLASSES, np.random.default_rng(0), 48)
+
+
+def test_scene_keeps_every_object_visible_and_disjoint() -> None:
+    for seed in range(30):
+        scene = render_scene([0, 3, 4], np.random.default_rng(seed), 64)
+        assert scene.masks.shape == (3, 64, 64) and scene.class_ids == (0, 3, 4)
+        assert (scene.masks.sum((1, 2)) > 0).all()  # never empty
+        assert scene.masks.sum(0).max() == 1  # a pixel shows one object at most
+        assert np.array_equal(scene.mask_of(3), scene.masks[1].astype(np.uint8))
+    with pytest.raises(ValueError, match="distinct"):
+        render_scene([1, 1], np.random.default_rng(0), 64)
+
+
+def test_objects_share_one_size_distribution() -> None:
+    """No size cue: the target outsizes the other objects together in a third of the queries (half
+    of the two-object scenes, fewer of the three-object ones), not always as it once did."""
+    episodes = _episodes(length=200, seed=5)
+    larger = 0
+    for i in range(len(episodes)):
+        e = episodes[i]
+        target = int((e.query_mask == 1).sum())
+        larger += target > int((e.query_objects == 1).sum()) - target
+    assert 0.2 < larger / len(episodes) < 0.6
+
+
+def test_every_query_holds_another_class_and_pairs_share_their_query() -> None:
+    episodes = _episodes(length=40, seed=2)
+    for j in range(0, len(episodes), 2):
+        a, b = episodes[j], episodes[j + 1]
+        assert torch.equal(a.query_image, b.query_image)  # one scene, asked for two classes
+        assert a.class_id != b.class_id
+        assert {a.class_id, b.class_id} <= set(fold_classes(0))
+        assert not ((a.query_mask == 1) & (b.query_mask == 1)).any()
+        for e in (a, b):
+            assert (e.query_mask == 1).any()
+            assert (e.query_objects.bool() & (e.query_mask == 0)).any()  # another object too
+            assert ((e.query_mask == 1) <= e.query_objects.bool()).all()
+        assert not torch.equal(a.support_images, b.support_images)
+    assert [episodes.episode_class(i) for i in range(6)] == [episodes[i].class_id for i in range(6)]
+
+
+def test_ignoring_the_support_scores_about_half_at_most() -> None:
+    """The best support-blind answer of a pair is one mask for both: every object (the oracle)."""
+    episodes = _episodes(length=60, seed=4)
+    intersection = union = 0
+    for i in range(len(episodes)):
+        e = episodes[i]
+        predicted, truth = e.query_objects == 1, e.query_mask == 1
+        intersection += int((predicted & truth).sum())
+        union += int((predicted | truth).sum())
+    assert 0.3 < intersection / union < 0.6
+
+
+def test_validation_stream_differs_from_test() -> None:
+    test, val = _episodes(split="test"), _episodes(split="val")
+    assert val.class_ids == test.class_ids
+    assert not any(torch.equal(test[i].query_image, val[i].query_image) for i in range(4))
+
+
+def test_augmented_episodes_carry_no_object_masks() -> None:
+    assert _episodes(augment=True)[0].query_objects is None
+    assert _episodes()[0].query_objects.shape == (64, 64)
 
 
 def test_colour_alone_does_not_find_the_object() -> None:

@@ -86,3 +86,17 @@ def test_prior_aggregates_k_shots(tiny_config, rule):
     mean, var = model.prior(b.support_images, b.support_masks)
     assert mean.shape == var.shape == (2, tiny_config.model.latent_dim)
     assert (var > 0).all()
+
+
+@pytest.mark.parametrize("rule", ["variance", "mean"])
+def test_deterministic_twin_fuses_shots_by_the_plain_mean_of_their_means(tiny_config, rule):
+    # Its log-variance head never trains, so precision weights would be random: Eq. 10 always.
+    config = dataclasses.replace(tiny_config.model, probabilistic=False, aggregation=rule)
+    model = VPIModel(config).eval()
+    b = _batch(shots=3)
+    with torch.no_grad():
+        model.prior_net.logvar.weight.normal_(0.0, 5.0)  # very unequal per-shot variances
+        shot_means, _ = model.shot_priors(b.support_images, b.support_masks)
+        mean, _ = model.prior(b.support_images, b.support_masks)
+    assert model.shot_rule == "mean"
+    torch.testing.assert_close(mean, shot_means.mean(1))

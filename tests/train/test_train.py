@@ -60,3 +60,27 @@ def test_run_writes_config_metrics_and_both_checkpoints(tiny_config, tmp_path):
     assert {"config.json", "metrics.jsonl", "last.pt", "best.pt"} <= names
     assert read_checkpoint(result.last_checkpoint)["step"] == 4
     assert not [n for n in names if n.endswith(".tmp")]
+
+
+def test_best_checkpoint_is_chosen_on_validation_episodes_and_says_so(tiny_config, tmp_path):
+    import json
+
+    result = train(_config(tiny_config, tmp_path, steps=4, eval_every=2, eval_episodes=6,
+                           checkpoint_every=2))
+    selection = read_checkpoint(result.best_checkpoint)["selection"]
+    assert selection["by"] == "validation class-IoU" and selection["split"].startswith("val")
+    assert selection["step"] in (2, 4) and selection["episodes"] == 6
+    assert {"class_iou", "swapped_class_iou", "support_gain"} <= set(selection)
+    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    validation = [r["validation"] for r in records if "validation" in r]
+    assert len(validation) == 2 and all("support_gain" in v for v in validation)
+    # The validation episodes are a seed stream of their own, never the reported test episodes.
+    val = build_episodes(tiny_config.data, "val", shots=1, episodes=2, seed=0)
+    test = build_episodes(tiny_config.data, "test", shots=1, episodes=2, seed=0)
+    assert not torch.equal(val[0].query_image, test[0].query_image)
+
+
+def test_without_periodic_eval_best_is_the_last_step(tiny_config, tmp_path):
+    result = train(_config(tiny_config, tmp_path, steps=3, checkpoint_every=3))
+    selection = read_checkpoint(result.best_checkpoint)["selection"]
+    assert selection == {"by": "last step", "why": "periodic eval is off", "step": 3}

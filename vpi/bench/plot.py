@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vpi.plots import save_figure, style_iou_axis
+from vpi.eval.plots import save_figure, style_iou_axis
 
 _STYLES = {"batched": "-", "looped": "--"}
 

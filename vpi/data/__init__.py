@@ -12,7 +12,11 @@ from torch.utils.data import Dataset
 from vpi.config import DataConfig
 from vpi.data.episode import IGNORE_INDEX, Episode, EpisodeBatch, collate_episodes
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
+# Where a checkpoint is chosen: episodes that share none of the reported test episodes. PASCAL-5i
+# and COCO-20i have none apart from their test images, so their runs keep the last weights.
+VALIDATION = {"builtin": "the held-out classes on a seed stream of their own",
+              "fss": "the classes of the val list"}
 
 
 def build_episodes(
@@ -24,7 +28,8 @@ def build_episodes(
     seed: int,
     augment: bool = False,
 ) -> Dataset[Episode]:
-    """The episodes of ``split`` ("train": the three training folds; "test": ``data.fold``).
+    """The episodes of ``split`` ("train": the three training folds; "test": ``data.fold``;
+    "val": the episodes that choose a checkpoint, where ``VALIDATION`` names the dataset).
 
     ``episodes`` is the dataset's length: for "train" the number of episodes the run will draw,
     for "test" the protocol's count (FSS-1000 ignores it and walks every test image once).
@@ -32,6 +37,8 @@ def build_episodes(
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split == "val" and data.dataset not in VALIDATION:
+        raise ValueError(f"{data.dataset} has no validation split; see vpi.data.VALIDATION")
     if data.dataset == "builtin":
         from vpi.data.builtin import BuiltinEpisodes
 
@@ -52,4 +59,5 @@ def build_episodes(
     return build_fss(data, split, shots=shots, episodes=episodes, seed=seed, augment=augment)
 
 
-__all__ = ["IGNORE_INDEX", "Episode", "EpisodeBatch", "build_episodes", "collate_episodes"]
+__all__ = ["IGNORE_INDEX", "VALIDATION", "Episode", "EpisodeBatch", "build_episodes",
+           "collate_episodes"]

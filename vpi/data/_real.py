@@ -111,6 +111,10 @@ class RealEpisodes(Dataset[Episode]):
         """Which images item ``index`` uses, without reading them."""
         return self._plan(index, self._rng(index))
 
+    def episode_class(self, index: int) -> int:
+        """The class item ``index`` asks for, without reading its images."""
+        return self.episode_keys(index).class_id
+
     def __getitem__(self, index: int) -> Episode:
         rng = self._rng(index)
         keys = self._plan(index, rng)

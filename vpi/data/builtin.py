@@ -1,11 +1,16 @@
 """The built-in few-shot data: generated objects pasted onto real photographs, fully offline.
 
 Twenty classes (``vpi.data.shapes``) in four folds of five, like PASCAL-5i: fold ``f`` tests
-classes ``5f .. 5f+4`` and trains on the other fifteen. Each image holds one object of the
-episode's class (foreground) on a random crop of a photograph that ships inside scikit-image,
-often with objects of other classes of the same split as distractors (background). Every instance
-gets a random palette, position, scale, rotation and stretch, so colour says nothing about the
-class: a support example shows which silhouette and texture to find, not which colour.
+classes ``5f .. 5f+4`` and trains on the other fifteen. Every image is a scene of two or three
+objects of different classes of one split, on a random crop of a photograph that ships inside
+scikit-image. All objects come from one size distribution and are pasted in random order, so an
+object may be partly covered; its mask is the part that stays visible. Every instance gets a
+random palette, position, scale, rotation and stretch. So neither colour, size, paste order nor
+count says which object is the target: only the support does.
+
+Episodes come in pairs that share one query scene: episode ``2j`` asks for one of its objects and
+episode ``2j + 1`` for another, each with its own supports. A predictor that ignores the support
+gives both the same mask, and so scores about half at most.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from vpi.data.transforms import augment_pair, to_tensor_image, to_tensor_mask
 
 NUM_CLASSES = len(CLASSES)
 NUM_FOLDS = 4
-_SPLIT_CODES = {"train": 0, "test": 1}
+_SPLIT_CODES = {"train": 0, "test": 1, "val": 2}
 
 # Photographs stored inside the scikit-image wheel (no download). Names that fail to load are
 # skipped, so an older or newer scikit-image still works with whatever it carries.
@@ -36,11 +41,11 @@ _PHOTO_NAMES = (
 )
 _PHOTO_SIDE = 256  # cached photos keep their shorter side at most this long: ~4 MB in all
 
-_TARGET_DIAMETER = (0.3, 0.6)  # of the image side
-_DISTRACTOR_DIAMETER = (0.2, 0.45)
-_DISTRACTOR_PROB = 0.6
-_SAME_PALETTE_PROB = 0.3  # a distractor painted like the target: colour cannot separate them
-_MIN_VISIBLE = 0.75  # fraction of the target that must lie inside the image
+_DIAMETER = (0.3, 0.55)  # of the image side, one distribution for every object of a scene
+_OBJECTS = (2, 3)  # objects per image: the target and one or two of other classes
+_SAME_PALETTE_PROB = 0.3  # an object painted like another: colour cannot separate them
+_MIN_VISIBLE = 0.4  # fraction of every object that stays visible: inside the frame, not covered
+_PLACEMENT_TRIES = 100
 _NOISE = 6.0  # uniform sensor noise, in uint8 levels
 
 
@@ -120,7 +125,7 @@ class _Sprite:
     cols: slice
     coverage: np.ndarray  # (h, w) float32 in [0, 1]
     colour: np.ndarray  # (h, w, 3) float32
-    visible: float  # fraction of the instance's pixels that lie on the canvas
+    area: int  # pixels of the whole instance, on the canvas or not
 
     def paste(self, canvas: np.ndarray) -> None:
         region = canvas[self.rows, self.cols]
@@ -170,63 +175,106 @@ def _rasterise(
     rows = slice(max(y0, 0), min(y0 + span, size))
     cols = slice(max(x0, 0), min(x0 + span, size))
     local = (slice(rows.start - y0, rows.stop - y0), slice(cols.start - x0, cols.stop - x0))
-    total = int((coverage >= 0.5).sum())
-    shown = int((coverage[local] >= 0.5).sum())
-    return _Sprite(rows, cols, coverage[local], colour[local], shown / total if total else 0.0)
+    area = int((coverage >= 0.5).sum())
+    return _Sprite(rows, cols, coverage[local], colour[local], area)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One rendered image and every object in it, in the order the caller named their classes.
+
+    image: (H, W, 3) uint8; masks: (N, H, W) bool, the visible part of each object (never empty).
+    """
+
+    image: np.ndarray
+    masks: np.ndarray
+    class_ids: tuple[int, ...]
+
+    def mask_of(self, class_id: int) -> np.ndarray:
+        """(H, W) uint8 in {0, 1}: the visible part of the ``class_id`` object."""
+        return self.masks[self.class_ids.index(class_id)].astype(np.uint8)
+
+
+def render_scene(class_ids: Sequence[int], rng: np.random.Generator, image_size: int) -> Scene:
+    """A photo with one object of each of ``class_ids`` (distinct), pasted in random order.
+
+    Placements are drawn again until every object keeps at least ``_MIN_VISIBLE`` of its area
+    visible (inside the frame and not covered by the objects pasted after it).
+    """
+    if len(set(class_ids)) != len(class_ids) or not class_ids:
+        raise ValueError(f"class_ids must be distinct and not empty, got {list(class_ids)}")
+    for class_id in class_ids:
+        if not 0 <= class_id < NUM_CLASSES:
+            raise ValueError(f"class_id must lie in 0..{NUM_CLASSES - 1}, got {class_id}")
+    if image_size < 32:
+        raise ValueError(f"image_size must be at least 32, got {image_size}")
+    canvas = _background(rng, image_size)
+    palettes = [_palette(rng) for _ in class_ids]
+    for i in range(1, len(palettes)):
+        if rng.random() < _SAME_PALETTE_PROB:
+            palettes[i] = palettes[int(rng.integers(i))]
+    for _ in range(_PLACEMENT_TRIES):
+        sprites = []
+        for class_id, palette in zip(class_ids, palettes, strict=True):
+            radius = rng.uniform(*_DIAMETER) * image_size / 2
+            centre = rng.uniform(0.2 * radius, image_size - 0.2 * radius, size=2)
+            sprites.append(_rasterise(CLASSES[class_id], centre, radius, image_size, palette, rng))
+        order = rng.permutation(len(sprites))
+        masks = np.stack([sprite.mask(image_size) for sprite in sprites])
+        for later, j in enumerate(order):  # whatever is pasted after j covers part of it
+            for k in order[later + 1:]:
+                masks[j] &= ~masks[k]
+        areas = np.array([max(sprite.area, 1) for sprite in sprites])
+        if (masks.sum((1, 2)) >= _MIN_VISIBLE * areas).all():
+            break
+    else:  # not reached for 2-3 objects of this size; a guard against an endless loop
+        raise RuntimeError(f"no placement of {len(class_ids)} objects left each visible")
+    for j in order:
+        sprites[j].paste(canvas)
+    canvas += (rng.random(canvas.shape, dtype=np.float32) - 0.5) * (2.0 * _NOISE)
+    image = np.clip(canvas + 0.5, 0.0, 255.0).astype(np.uint8)
+    return Scene(image, masks, tuple(int(c) for c in class_ids))
+
+
+def scene_classes(
+    rng: np.random.Generator, pool: Sequence[int], first: Sequence[int] = ()
+) -> list[int]:
+    """``first`` and then random others of ``pool``: two or three distinct classes in all."""
+    count = int(rng.integers(_OBJECTS[0], _OBJECTS[1] + 1))
+    others = [c for c in pool if c not in first]
+    extra = max(count - len(first), 0)
+    return [*first, *(int(c) for c in rng.choice(others, size=extra, replace=False))]
 
 
 def render_sample(
     class_id: int,
     rng: np.random.Generator,
     image_size: int,
-    distractors: Sequence[int] | None = None,
+    others: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One photo with one object of ``class_id`` and, often, distractors of other classes.
+    """One scene holding ``class_id`` and one or two objects of the classes ``others``.
 
-    ``distractors`` are the classes distractors may come from (``class_id`` itself is never
-    used); by default the other classes of ``class_id``'s fold, so a test-fold image shows only
-    test-fold shapes. Returns the image ``(H, W, 3)`` uint8 and its mask ``(H, W)`` uint8 in
-    {0, 1}, with 1 on the visible part of the ``class_id`` object (never empty).
+    By default the others come from ``class_id``'s fold, so a test-fold image shows only test-fold
+    shapes. Returns the image ``(H, W, 3)`` uint8 and the ``class_id`` object's visible mask
+    ``(H, W)`` uint8 in {0, 1}.
     """
     if not 0 <= class_id < NUM_CLASSES:
         raise ValueError(f"class_id must lie in 0..{NUM_CLASSES - 1}, got {class_id}")
-    if image_size < 32:
-        raise ValueError(f"image_size must be at least 32, got {image_size}")
-    if distractors is None:
-        distractors = fold_classes(class_id // (NUM_CLASSES // NUM_FOLDS))
-    others = [c for c in distractors if c != class_id]
-
-    canvas = _background(rng, image_size)
-    palette = _palette(rng)
-    radius = rng.uniform(*_TARGET_DIAMETER) * image_size / 2
-    # The target may poke out of the frame a little; place it again until most of it shows.
-    while True:
-        centre = rng.uniform(0.2 * radius, image_size - 0.2 * radius, size=2)
-        target = _rasterise(CLASSES[class_id], centre, radius, image_size, palette, rng)
-        if target.visible >= _MIN_VISIBLE:
-            break
-    count = int(rng.integers(1, 3)) if others and rng.random() < _DISTRACTOR_PROB else 0
-    for _ in range(count):
-        d_radius = rng.uniform(*_DISTRACTOR_DIAMETER) * image_size / 2
-        d_centre = rng.uniform(0.0, image_size, size=2)
-        if np.hypot(*(d_centre - centre)) < 0.8 * (radius + d_radius):
-            continue  # it would sit under much of the target
-        d_palette = palette if rng.random() < _SAME_PALETTE_PROB else _palette(rng)
-        d_class = CLASSES[others[rng.integers(len(others))]]
-        _rasterise(d_class, d_centre, d_radius, image_size, d_palette, rng).paste(canvas)
-    target.paste(canvas)  # last, so nothing hides the foreground
-    canvas += (rng.random(canvas.shape, dtype=np.float32) - 0.5) * (2.0 * _NOISE)
-    image = np.clip(canvas + 0.5, 0.0, 255.0).astype(np.uint8)
-    return image, target.mask(image_size).astype(np.uint8)
+    pool = fold_classes(class_id // (NUM_CLASSES // NUM_FOLDS)) if others is None else others
+    scene = render_scene(scene_classes(rng, pool, [class_id]), rng, image_size)
+    return scene.image, scene.mask_of(class_id)
 
 
 class BuiltinEpisodes(Dataset[Episode]):
     """Few-shot episodes of the generated data: ``shots`` supports and one query of one class.
 
-    ``split="test"`` draws from the five classes of ``fold``, ``"train"`` from the other fifteen
-    (distractors too, so training never shows a test-fold shape). Item ``i`` depends only on
-    (seed, split, fold, shots, image_size, i): the same arguments give bit-identical tensors, and
-    ``augment`` changes the geometry of an episode but not what was rendered.
+    ``split="test"`` and ``"val"`` draw from the five classes of ``fold``, each from its own seed
+    stream, so the episodes that select a checkpoint are never the reported ones; ``"train"`` draws
+    from the other fifteen (the other objects too, so training never shows a test-fold shape).
+    Episodes ``2j`` and ``2j + 1`` share their query scene and ask for two different classes of it.
+    Item ``i`` depends only on (seed, split, fold, shots, image_size, i): the same arguments give
+    bit-identical tensors, and ``augment`` changes the geometry of an episode but not what was
+    rendered. Unaugmented episodes also carry ``query_objects``, every object of the query.
     """
 
     def __init__(
@@ -253,34 +301,54 @@ class BuiltinEpisodes(Dataset[Episode]):
         self.split, self.fold, self.shots = split, fold, shots
         self.image_size, self.length, self.seed, self.augment = image_size, length, seed, augment
         self.class_ids: list[int] = (
-            held_out if split == "test" else [c for c in range(NUM_CLASSES) if c not in held_out]
+            [c for c in range(NUM_CLASSES) if c not in held_out] if split == "train" else held_out
         )
         self.class_names: dict[int, str] = {c: CLASSES[c].name for c in self.class_ids}
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> Episode:
+    def _streams(self, index: int) -> tuple[np.random.Generator, ...]:
+        """The pair's query stream, then this episode's support and augmentation streams."""
         if not 0 <= index < self.length:
             raise IndexError(f"episode index {index} is out of range for {self.length} episodes")
-        key = [self.seed, _SPLIT_CODES[self.split], self.fold, self.shots, self.image_size, index]
+        pair, side = divmod(index, 2)
+        key = [self.seed, _SPLIT_CODES[self.split], self.fold, self.shots, self.image_size, pair]
         # Separate streams: turning augmentation on must not change what gets rendered.
-        render_seed, augment_seed = np.random.SeedSequence(key).spawn(2)
-        rng, augment_rng = np.random.default_rng(render_seed), np.random.default_rng(augment_seed)
-        class_id = self.class_ids[rng.integers(len(self.class_ids))]
-        pairs = []
-        for k in range(self.shots + 1):
-            array, label = render_sample(class_id, rng, self.image_size, self.class_ids)
+        streams = np.random.SeedSequence(key).spawn(5)
+        return tuple(np.random.default_rng(streams[i]) for i in (0, 1 + side, 3 + side))
+
+    def _query_classes(self, rng: np.random.Generator) -> list[int]:
+        return scene_classes(rng, self.class_ids)
+
+    def episode_class(self, index: int) -> int:
+        """The class item ``index`` asks for, without rendering it."""
+        query_rng = self._streams(index)[0]
+        return self._query_classes(query_rng)[index % 2]
+
+    def __getitem__(self, index: int) -> Episode:
+        query_rng, support_rng, augment_rng = self._streams(index)
+        query_classes = self._query_classes(query_rng)
+        class_id = query_classes[index % 2]
+        query = render_scene(query_classes, query_rng, self.image_size)
+        scenes = [render_scene(scene_classes(support_rng, self.class_ids, [class_id]),
+                               support_rng, self.image_size) for _ in range(self.shots)]
+        pairs = [(scene.image, scene.mask_of(class_id)) for scene in scenes]
+        pairs.append((query.image, query.mask_of(class_id)))
+        tensors = []
+        for k, (array, label) in enumerate(pairs):
             image, mask = to_tensor_image(array), to_tensor_mask(label)
             if self.augment:
                 fill = 0 if k < self.shots else IGNORE_INDEX
                 image, mask = augment_pair(image, mask, augment_rng, ignore_value=fill)
-            pairs.append((image, mask))
-        *support, (query_image, query_mask) = pairs
+            tensors.append((image, mask))
+        *support, (query_image, query_mask) = tensors
+        objects = None if self.augment else torch.from_numpy(query.masks.any(0).astype(np.int64))
         return Episode(
             support_images=torch.stack([image for image, _ in support]),
             support_masks=torch.stack([mask for _, mask in support])[:, None].float(),
             query_image=query_image,
             query_mask=query_mask,
             class_id=class_id,
+            query_objects=objects,
         )

@@ -22,6 +22,8 @@ class Episode:
     query_image:    (3, H, W) float32
     query_mask:     (H, W) int64 in {0, 1, IGNORE_INDEX}
     class_id:       the dataset's id of the episode's class
+    query_objects:  (H, W) int64 in {0, 1}, every object of the query whatever its class, where the
+                    dataset knows them (the built-in data): the class-agnostic oracle's answer
     """
 
     support_images: torch.Tensor
@@ -29,6 +31,7 @@ class Episode:
     query_image: torch.Tensor
     query_mask: torch.Tensor
     class_id: int
+    query_objects: torch.Tensor | None = None
 
 
 @dataclass
@@ -40,6 +43,7 @@ class EpisodeBatch:
     query_image: torch.Tensor  # (B, 3, H, W)
     query_mask: torch.Tensor  # (B, H, W)
     class_ids: torch.Tensor  # (B,) int64
+    query_objects: torch.Tensor | None = None  # (B, H, W), where every episode has them
 
     def to(self, device: torch.device | str) -> EpisodeBatch:
         return EpisodeBatch(
@@ -48,6 +52,7 @@ class EpisodeBatch:
             self.query_image.to(device, non_blocking=True),
             self.query_mask.to(device, non_blocking=True),
             self.class_ids.to(device, non_blocking=True),
+            None if self.query_objects is None else self.query_objects.to(device, non_blocking=True),
         )
 
 
@@ -59,4 +64,6 @@ def collate_episodes(episodes: Sequence[Episode]) -> EpisodeBatch:
         query_image=torch.stack([e.query_image for e in episodes]),
         query_mask=torch.stack([e.query_mask for e in episodes]),
         class_ids=torch.tensor([e.class_id for e in episodes], dtype=torch.int64),
+        query_objects=None if any(e.query_objects is None for e in episodes)
+        else torch.stack([e.query_objects for e in episodes]),
     )

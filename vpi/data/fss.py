@@ -78,13 +78,13 @@ def split_lines(root: Path, splits: str | None, kind: str) -> list[Line]:
 def build_fss(
     data: DataConfig, split: str, *, shots: int, episodes: int, seed: int, augment: bool
 ) -> FssEpisodes:
-    """Train: ``episodes`` random pairs of the trn classes; test: each test image once."""
+    """Train: ``episodes`` random pairs of the trn classes; test (val): each test (val) image once."""
     root = check_layout("fss", data.root, split=split, splits=data.splits)
     folders = class_folders(root)
     if not folders:
         raise DataError(f"FSS-1000: no class folders (<class>/1.jpg, 1.png, ...) under {root}")
     index = {name: i for i, name in enumerate(folders)}
-    kind = "test" if split == "test" else "trn"
+    kind = {"train": "trn", "val": "val"}.get(split, "test")
     lines = {ln.text: ln for ln in split_lines(root, data.splits, kind)}
     pairs = []
     for name in sorted(lines):
@@ -95,8 +95,8 @@ def build_fss(
         pairs += [(f"{name}/{stem}", index[name]) for stem in stems]
     return FssEpisodes(
         root, pairs, split=f"{kind} list", class_names=dict(enumerate(folders)), shots=shots,
-        image_size=data.image_size, length=len(pairs) if split == "test" else episodes, seed=seed,
-        augment=augment, sampling="walk" if split == "test" else "pair",
+        image_size=data.image_size, length=episodes if split == "train" else len(pairs), seed=seed,
+        augment=augment, sampling="pair" if split == "train" else "walk",
     )
 
 

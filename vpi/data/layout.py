@@ -49,7 +49,7 @@ def coco_image(stem: str) -> str:
 def split_files(dataset: str, split: str, fold: int, folder: Path) -> list[str]:
     """The split lists a run reads from ``folder`` (see vpi.data.splits for the format)."""
     if dataset == "fss":
-        return ["trn.txt" if split == "train" else "test.txt"]
+        return [{"train": "trn.txt", "val": "val.txt"}.get(split, "test.txt")]
     kind = "trn" if split == "train" else "val"
     if dataset == "coco" and (folder / kind / f"fold{fold}.pkl").is_file():
         return [f"{kind}/fold{fold}.pkl"]

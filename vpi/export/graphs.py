@@ -24,7 +24,7 @@ DECODER_OUTPUTS = ("probability", "uncertainty")
 class PriorEncoderGraph(nn.Module):
     """Support images (K, 3, H, W) in [0, 1] and masks (K, 1, H, W) -> mean, variance (1, D).
 
-    The K per-shot priors are fused by the checkpoint's rule (Eq. 6 or Eq. 10); the variance is
+    The K per-shot priors are fused by the model's rule (``VPIModel.shot_rule``); the variance is
     ``exp`` of the clamped log-variance, computed in fp32 whatever the encoder's precision.
     """
 
@@ -37,7 +37,7 @@ class PriorEncoderGraph(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         mean, logvar = self.model.shot_priors(support_images[None], support_masks[None])
         return aggregate_priors(
-            mean.float(), logvar.float().exp(), self.model.config.aggregation
+            mean.float(), logvar.float().exp(), self.model.shot_rule
         )
 
 
@@ -82,9 +82,16 @@ class _TypedDecoder(nn.Module):
         self.inner = decoder.to(dtype)
         self.dtype = dtype
 
-    def forward(self, features: Features, z: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+    def forward(
+        self,
+        features: Features,
+        z: torch.Tensor,
+        out_size: tuple[int, int],
+        keys: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         typed = Features(*(f.to(self.dtype) for f in features))
-        return self.inner(typed, z.to(self.dtype), out_size).float()
+        keys = None if keys is None else keys.to(self.dtype)
+        return self.inner(typed, z.to(self.dtype), out_size, keys).float()
 
 
 def typed_model(model: VPIModel, dtype: torch.dtype) -> VPIModel:

@@ -12,12 +12,23 @@ from typing import NamedTuple
 import torch
 import torchvision
 from torch import nn
-from torchvision.ops.misc import FrozenBatchNorm2d
+from torchvision.ops import misc
 
 from vpi.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class FrozenBatchNorm2d(misc.FrozenBatchNorm2d):
+    """torchvision's frozen BatchNorm (same buffers, so the same checkpoints) in one fused
+    multiply-add: ``x * scale + bias`` as two passes over every activation cost about a sixth of a
+    MobileNetV2 forward on a CPU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        bias = self.bias - self.running_mean * scale
+        return torch.addcmul(bias[:, None, None], x, scale[:, None, None])
 
 
 class Features(NamedTuple):

@@ -29,6 +29,12 @@ class GaussianHead(nn.Module):
         pooled = masked_average_pool(deep, masks)
         return self.mean(pooled), self.logvar(pooled).clamp(*LOGVAR_RANGE)
 
+    def project(self, deep: torch.Tensor) -> torch.Tensor:
+        """Every pixel through the mean layer: (N, C, h, w) -> (N, D, h, w). The mean is linear,
+        so the mean of a support is the masked average of its projected pixels: a prototype and a
+        query pixel compare in one space, from the first step of training on."""
+        return F.conv2d(deep, self.mean.weight[:, :, None, None], self.mean.bias)
+
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
@@ -46,6 +52,13 @@ class SegmentationDecoder(nn.Module):
     z-dependent part is a per-channel bias. So the query is projected once and each of the L
     prototypes only adds its bias, and all L samples run through the blocks as one batch. Each
     block's skip features are convolved once per query, not once per sample (``_skip_block``).
+
+    With ``similarity_map`` (an extension, off in the paper's design), a per-pixel map of the
+    cosine similarity between each prototype and the query's features projected to the latent
+    space (``keys``, by the prior net's mean layer: ``GaussianHead.project``) joins that input as
+    one more channel, and the map read as a mask is added to the head's logits. A bias alone
+    shifts every pixel alike; the map tells the decoder where the query looks like the support,
+    as PANet and PFENet do.
     """
 
     def __init__(
@@ -53,12 +66,20 @@ class SegmentationDecoder(nn.Module):
         encoder_channels: tuple[int, int, int, int],
         latent_dim: int,
         widths: tuple[int, int, int],
+        similarity_map: bool = False,
     ) -> None:
         super().__init__()
         deep, c8, c4, c2 = encoder_channels
         w1, w2, w3 = widths
         self.feature_proj = nn.Conv2d(deep, w1, 1)
         self.prototype_proj = nn.Linear(latent_dim, w1, bias=False)
+        self.similarity_proj = nn.Conv2d(1, w1, 1, bias=False) if similarity_map else None
+        # Reads the map as a mask (logits): trained by VPIModel.similarity_loss and added to the
+        # head's logits, so the decoder refines it rather than having to discover it.
+        self.similarity_logit = nn.Conv2d(1, 1, 1) if similarity_map else None
+        if self.similarity_logit is not None:
+            nn.init.constant_(self.similarity_logit.weight, 10.0)
+            nn.init.constant_(self.similarity_logit.bias, -5.0)
         self.skip8 = nn.Conv2d(c8, w1 // 2, 1)
         self.skip4 = nn.Conv2d(c4, w2 // 2, 1)
         self.skip2 = nn.Conv2d(c2, w3 // 2, 1)
@@ -67,18 +88,40 @@ class SegmentationDecoder(nn.Module):
         self.block2 = _conv_block(w2 + w3 // 2, w3)
         self.head = nn.Conv2d(w3, 1, 1)
 
-    def forward(self, features: Features, z: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
-        """features of B queries, z (B, L, D) -> foreground logits (B, L, H, W) at ``out_size``."""
+    def forward(
+        self,
+        features: Features,
+        z: torch.Tensor,
+        out_size: tuple[int, int],
+        keys: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """features of B queries, z (B, L, D) -> foreground logits (B, L, H, W) at ``out_size``;
+        ``keys`` (B, D, h, w), the query's pixels in the latent space, with ``similarity_map``."""
         batch, samples = z.shape[:2]
         fused = self.feature_proj(features.deep)[:, None] + self.prototype_proj(z)[..., None, None]
+        if self.similarity_proj is not None:
+            if keys is None:
+                raise ValueError("a decoder with similarity_map needs the query's keys")
+            similarity = prototype_similarity(keys, z).flatten(0, 1)[:, None]  # (B*L, 1, h, w)
+            fused = fused + self.similarity_proj(similarity).unflatten(0, (batch, samples))
         x = F.relu(fused).flatten(0, 1)  # (B*L, w1, h, w)
         x = _skip_block(self.block8, x, self.skip8(features.skip8))
         x = _upsample_to(x, features.skip4)
         x = _skip_block(self.block4, x, self.skip4(features.skip4))
         x = _upsample_to(x, features.skip2)
         x = _skip_block(self.block2, x, self.skip2(features.skip2))
-        logits = F.interpolate(self.head(x), size=out_size, mode="bilinear", align_corners=False)
+        head = self.head(x)
+        if self.similarity_logit is not None:
+            head = head + _upsample_to(self.similarity_logit(similarity), head)
+        logits = F.interpolate(head, size=out_size, mode="bilinear", align_corners=False)
         return logits.reshape(batch, samples, logits.shape[-2], logits.shape[-1])
+
+
+def prototype_similarity(keys: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of each prototype with each pixel: keys (B, D, h, w), z (B, L, D) ->
+    (B, L, h, w) in [-1, 1]."""
+    keys = F.normalize(keys, dim=1)
+    return torch.einsum("bld,bdhw->blhw", F.normalize(z, dim=-1), keys)
 
 
 def _skip_block(block: nn.Sequential, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:

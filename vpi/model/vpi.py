@@ -10,7 +10,7 @@ from vpi.config import ModelConfig
 from vpi.data.episode import IGNORE_INDEX, EpisodeBatch
 from vpi.model.backbone import Features, build_backbone
 from vpi.model.gaussian import aggregate_priors, kl_divergence, sample_prototypes
-from vpi.model.nets import GaussianHead, SegmentationDecoder
+from vpi.model.nets import GaussianHead, SegmentationDecoder, prototype_similarity
 from vpi.model.weights import load_backbone_weights
 
 
@@ -27,14 +27,33 @@ class VPIModel(nn.Module):
         state = load_backbone_weights(config.backbone, config.weights) if pretrained else None
         self.encoder = build_backbone(config.backbone, state)
         channels = self.encoder.channels
-        self.prior_net = GaussianHead(channels[0], config.latent_dim)
-        self.posterior_net = GaussianHead(channels[0], config.latent_dim)
-        self.decoder = SegmentationDecoder(channels, config.latent_dim, config.decoder_channels)
+        pooled = channels[0] + (channels[1] if config.prototype_features == "deep+mid" else 0)
+        self.prior_net = GaussianHead(pooled, config.latent_dim)
+        self.posterior_net = GaussianHead(pooled, config.latent_dim)
+        self.decoder = SegmentationDecoder(channels, config.latent_dim, config.decoder_channels,
+                                           similarity_map=config.similarity_map)
+        if config.initial_logvar is not None:
+            for head in (self.prior_net, self.posterior_net):
+                nn.init.constant_(head.logvar.bias, config.initial_logvar)
+
+    @property
+    def shot_rule(self) -> str:
+        """How k per-shot priors fuse: the configured rule, or the plain mean of the means for
+        the deterministic twin, whose log-variance head gets no gradient and never trains."""
+        return self.config.aggregation if self.config.probabilistic else "mean"
 
     def head_parameters(self) -> list[nn.Parameter]:
         """Everything but the encoder: trained at the head learning rate."""
         encoder = {id(p) for p in self.encoder.parameters()}
         return [p for p in self.parameters() if id(p) not in encoder]
+
+    def prototype_features(self, features: Features) -> torch.Tensor:
+        """The map the prior and posterior nets pool (N, C, h, w): the deep features, or with
+        "deep+mid" the stride-8 mid-level ones beside them. Mid-level features describe texture
+        and shape locally and carry over to unseen classes better (PFENet pools layer 2 + 3)."""
+        if self.config.prototype_features == "deep+mid":
+            return torch.cat([features.deep, features.skip8], 1)
+        return features.deep
 
     def shot_priors(
         self, images: torch.Tensor, masks: torch.Tensor
@@ -42,18 +61,20 @@ class VPIModel(nn.Module):
         """One prior per support pair: images (B, K, 3, H, W), masks (B, K, 1, H, W) ->
         mean, logvar (B, K, D)."""
         batch, shots = images.shape[:2]
-        deep = self.encoder(images.flatten(0, 1)).deep
-        mean, logvar = self.prior_net(deep, masks.flatten(0, 1))
+        pooled = self.prototype_features(self.encoder(images.flatten(0, 1)))
+        mean, logvar = self.prior_net(pooled, masks.flatten(0, 1))
         return mean.view(batch, shots, -1), logvar.view(batch, shots, -1)
 
     def prior(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The aggregated prior p(z|S): mean and variance (B, D) by the configured rule."""
         mean, logvar = self.shot_priors(images, masks)
-        return aggregate_priors(mean, logvar.exp(), self.config.aggregation)
+        return aggregate_priors(mean, logvar.exp(), self.shot_rule)
 
     def decode(self, features: Features, z: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
         """Logits (B, L, H, W) for B encoded queries and L prototypes each, z (B, L, D)."""
-        return self.decoder(features, z, out_size)
+        keys = (self.prior_net.project(self.prototype_features(features))
+                if self.config.similarity_map else None)
+        return self.decoder(features, z, out_size, keys)
 
     def prototypes(
         self, mean: torch.Tensor, var: torch.Tensor, samples: int, generator: torch.Generator | None
@@ -87,7 +108,11 @@ class VPIModel(nn.Module):
         return probs.mean(1), probs.var(1, unbiased=False)
 
     def forward(
-        self, batch: EpisodeBatch, noise: torch.Tensor | None = None, kl_weight: float = 1.0
+        self,
+        batch: EpisodeBatch,
+        noise: torch.Tensor | None = None,
+        kl_weight: float = 1.0,
+        similarity_weight: float = 0.0,
     ) -> dict[str, torch.Tensor]:
         """The training objective of Eq. 4 with L = 1: cross-entropy + KL(q || p).
 
@@ -95,16 +120,18 @@ class VPIModel(nn.Module):
         not given; the training loop passes one per episode index so that runs are reproducible
         however the batch is split). The KL is divided by the number of scored pixels so that
         both terms are per pixel (the ELBO summed over pixels, rescaled), whatever the image size;
-        ``kl_weight`` scales the KL term (1 is the paper's objective).
+        ``kl_weight`` scales the KL term (1 is the paper's objective). With the similarity map,
+        ``similarity_weight`` adds ``similarity_loss`` (0 leaves the objective the paper's).
         """
         mean_p, logvar_p = self.shot_priors(batch.support_images, batch.support_masks)
-        mean_p, var_p = aggregate_priors(mean_p, logvar_p.exp(), self.config.aggregation)
+        mean_p, var_p = aggregate_priors(mean_p, logvar_p.exp(), self.shot_rule)
         features = self.encoder(batch.query_image)
         valid = batch.query_mask != IGNORE_INDEX
         target = (batch.query_mask == 1).float()
         pixels = valid.sum((1, 2)).clamp(min=1).float()
         if self.config.probabilistic:
-            mean_q, logvar_q = self.posterior_net(features.deep, (target * valid)[:, None])
+            mean_q, logvar_q = self.posterior_net(self.prototype_features(features),
+                                                  (target * valid)[:, None])
             kl = kl_divergence(mean_q, logvar_q, mean_p, var_p.log())
             if self.config.likelihood_z == "posterior":
                 z_mean, z_var = mean_q, logvar_q.exp()
@@ -119,8 +146,29 @@ class VPIModel(nn.Module):
         ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         ce = (ce * valid).sum((1, 2)) / pixels
         kl_per_pixel = kl / pixels
-        return {
-            "loss": (ce + kl_weight * kl_per_pixel).mean(),
-            "ce": ce.mean().detach(),
-            "kl": kl.mean().detach(),
-        }
+        loss = ce + kl_weight * kl_per_pixel
+        terms = {"ce": ce.mean().detach(), "kl": kl.mean().detach()}
+        if self.config.similarity_map and similarity_weight:
+            match = self.similarity_loss(features, mean_p, target, valid)
+            loss = loss + similarity_weight * match
+            terms["match"] = match.mean().detach()
+        return {"loss": loss.mean(), **terms}
+
+    def similarity_loss(
+        self, features: Features, mean: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-episode cross-entropy of the prior mean's similarity map, read as a mask (B,).
+
+        An auxiliary term (PANet's prototypes are trained alike): it teaches the projection to
+        make the query's target pixels, not its other objects, resemble the support's prototype.
+        Without it the decoder first learns "segment every object" and the map stays flat.
+        Targets and valid pixels are area-averaged to the feature map's size.
+        """
+        keys = self.prior_net.project(self.prototype_features(features))
+        similarity = prototype_similarity(keys, mean[:, None])  # (B, 1, h, w)
+        logits = self.decoder.similarity_logit(similarity)[:, 0]
+        size = keys.shape[-2:]
+        weight = F.adaptive_avg_pool2d(valid[:, None].float(), size)[:, 0]
+        soft = F.adaptive_avg_pool2d((target * valid)[:, None], size)[:, 0] / weight.clamp(min=1e-6)
+        loss = F.binary_cross_entropy_with_logits(logits, soft, reduction="none") * weight
+        return loss.sum((1, 2)) / weight.sum((1, 2)).clamp(min=1e-6)

@@ -22,10 +22,11 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from vpi.checkpoint import read_checkpoint, save_checkpoint
 from vpi.config import Config, config_from_dict, config_to_dict
-from vpi.data import build_episodes, collate_episodes
+from vpi.data import VALIDATION, build_episodes, collate_episodes
 from vpi.data.splits import write_splits
 from vpi.device import autocast, autocast_dtype, resolve_device
-from vpi.evaluate import score_model
+from vpi.eval.controls import CachedEpisodes, SwappedSupport, support_gain
+from vpi.eval.scoring import score_model
 from vpi.io import atomic_write_text, ensure_writable_dir
 from vpi.metrics import IoUAccumulator
 from vpi.model import VPIModel
@@ -112,8 +113,10 @@ def _train(
     seed_everything(config.train.seed)
     # Data first: a dataset's layout check fails before any weights load or folder is made.
     train_cfg = config.train
-    test_set = build_episodes(config.data, "test", shots=config.eval.shots,
-                              episodes=train_cfg.eval_episodes, seed=config.eval.seed)
+    val_set = _validation_set(config)
+    if val_set is None and train_cfg.eval_every:
+        console.print(f"{config.data.dataset} has no validation split apart from its test images: "
+                      "no periodic eval, best.pt is the last step")
     train_set = build_episodes(config.data, "train", shots=config.data.shots,
                                episodes=train_cfg.steps * train_cfg.batch_size,
                                seed=train_cfg.seed, augment=True)
@@ -123,10 +126,12 @@ def _train(
     run_dir = _agree_on_run_dir(config, run_dir, context)  # after the weights loaded: no empty run
     optimizer = _optimizer(model, config)
     start_step, best = 0, None
+    selection = _selection(config, None, None)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_step, best = state["step"], state.get("best_class_iou")
+        selection = state.get("selection", selection)
         restore_rng(state["rng"])
         console.print(f"resuming {run_dir} at step {start_step}")
     elif context.is_main:
@@ -145,7 +150,8 @@ def _train(
         path = run_dir / name
         if context.is_main:
             save_checkpoint(path, model, config, step=step, optimizer=optimizer,
-                            extra={"rng": capture_rng(), "best_class_iou": best})
+                            extra={"rng": capture_rng(), "best_class_iou": best,
+                                   "selection": selection})
         return path
 
     model.train()
@@ -159,7 +165,8 @@ def _train(
                 noise = episode_noise(step_indices(step, train_cfg.batch_size, context),
                                       config.model.latent_dim, train_cfg.seed)
                 with autocast(device, use_amp):
-                    losses = network(batch.to(device), noise.to(device), train_cfg.kl_weight)
+                    losses = network(batch.to(device), noise.to(device), train_cfg.kl_weight,
+                                     train_cfg.similarity_weight)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(losses["loss"]).backward()
                 scaler.step(optimizer)
@@ -170,19 +177,21 @@ def _train(
                     tic = time.perf_counter()
                     record = {k: round(float(v.detach()), 5) for k, v in losses.items()}
                     _append(log_path, {"step": step, **record, "steps_per_s": round(rate, 3)})
-                    progress.update(task, stats=(
-                        f"loss {record['loss']:.4f} ce {record['ce']:.4f} "
-                        f"kl {record['kl']:.3f} {rate:.2f} it/s"))
+                    progress.update(task, stats=" ".join(
+                        [f"{k} {v:.4f}" for k, v in record.items()] + [f"{rate:.2f} it/s"]))
                 progress.update(task, completed=step)
-                if train_cfg.eval_every and step % train_cfg.eval_every == 0:
-                    metrics = _evaluate(model, test_set, config, device, context)
+                if val_set is not None and train_cfg.eval_every and step % train_cfg.eval_every == 0:
+                    metrics = _evaluate(model, val_set, config, device, context)
                     model.train()
-                    console.print(f"step {step}: held-out class-IoU {metrics['class_iou']:.3f}"
-                                  f"  FB-IoU {metrics['fb_iou']:.3f}")
+                    console.print(f"step {step}: validation class-IoU {metrics['class_iou']:.3f}"
+                                  f"  FB-IoU {metrics['fb_iou']:.3f}  swapped support "
+                                  f"{metrics['swapped_class_iou']:.3f}  support gain "
+                                  f"{metrics['support_gain']:.1f} points")
                     if context.is_main:
-                        _append(log_path, {"step": step, "eval": _brief(metrics)})
+                        _append(log_path, {"step": step, "validation": metrics})
                     if best is None or metrics["class_iou"] > best:
                         best = metrics["class_iou"]
+                        selection = _selection(config, step, metrics)
                         save(BEST)
                 if step % train_cfg.checkpoint_every == 0:
                     save(LAST)
@@ -190,9 +199,10 @@ def _train(
             save(LAST)
             console.print(f"interrupted at step {step}; continue: vpi train --resume {run_dir}")
             raise
-    last = save(LAST)
     if best is None:  # no periodic eval ran: the last weights are the best we know
+        selection = {**selection, "step": step}
         save(BEST)
+    last = save(LAST)
     return TrainResult(run_dir, last, run_dir / BEST, step, best)
 
 
@@ -216,20 +226,49 @@ def _parallel(model: VPIModel, config: Config, device: torch.device, context: Di
     )
 
 
+def _validation_set(config: Config) -> Dataset | None:
+    """The episodes that choose best.pt, sharing none of the reported test episodes; None where
+    the dataset has no such split (``vpi.data.VALIDATION``) or periodic eval is off."""
+    if config.data.dataset not in VALIDATION or not config.train.eval_every:
+        return None
+    return CachedEpisodes(build_episodes(config.data, "val", shots=config.eval.shots,
+                                         episodes=config.train.eval_episodes, seed=config.eval.seed))
+
+
+def _selection(config: Config, step: int | None, metrics: dict[str, float] | None) -> dict[str, Any]:
+    """How best.pt was chosen, for eval.json: the validation figures it won on, or why none."""
+    if config.data.dataset not in VALIDATION or not config.train.eval_every:
+        why = ("periodic eval is off" if config.data.dataset in VALIDATION
+               else f"{config.data.dataset} has no validation split apart from its test images")
+        return {"by": "last step", "why": why, "step": step}
+    return {"by": "validation class-IoU", "split": f"val: {VALIDATION[config.data.dataset]}",
+            "episodes": config.train.eval_episodes, "step": step, **(metrics or {})}
+
+
 def _evaluate(
-    model: VPIModel, test_set: Dataset, config: Config, device: torch.device, context: DistContext
-) -> dict[str, Any]:
-    """Each rank scores its share of the test episodes; the pooled counts are summed over ranks."""
-    shard = Subset(test_set, range(context.rank, len(test_set), context.world))
-    local = score_model(model, shard, samples=config.eval.samples, seed=config.eval.seed,
-                        device=device)
-    class_ids = list(test_set.class_ids)
-    counts = torch.stack([local.per_class[c] for c in class_ids])
-    counts = all_reduce_sum(counts.to(device), context).cpu()
-    pooled = IoUAccumulator()
-    for class_id, class_counts in zip(class_ids, counts, strict=True):
-        pooled.add_counts(class_id, class_counts)
-    return pooled.compute()
+    model: VPIModel, val_set: Dataset, config: Config, device: torch.device, context: DistContext
+) -> dict[str, float]:
+    """Class-IoU, FB-IoU and the swapped-support control on the validation episodes: each rank
+    scores its share, and the pooled counts are summed over ranks."""
+    class_ids = list(val_set.class_ids)
+    scores = {}
+    for name, episodes in (("model", val_set), ("swapped", SwappedSupport(val_set))):
+        shard = Subset(episodes, range(context.rank, len(episodes), context.world))
+        local = score_model(model, shard, samples=config.eval.samples, seed=config.eval.seed,
+                            device=device)
+        counts = torch.stack([local.per_class[c] for c in class_ids])
+        counts = all_reduce_sum(counts.to(device), context).cpu()
+        pooled = IoUAccumulator(class_ids)
+        for class_id, class_counts in zip(class_ids, counts, strict=True):
+            pooled.add_counts(class_id, class_counts)
+        scores[name] = pooled.compute()
+    return {
+        "class_iou": round(scores["model"]["class_iou"], 5),
+        "fb_iou": round(scores["model"]["fb_iou"], 5),
+        "swapped_class_iou": round(scores["swapped"]["class_iou"], 5),
+        "support_gain": round(support_gain(scores["model"]["class_iou"],
+                                           scores["swapped"]["class_iou"]), 3),
+    }
 
 
 def _optimizer(model: VPIModel, config: Config) -> torch.optim.Optimizer:
@@ -253,10 +292,6 @@ def _train_loader(
     return DataLoader(dataset, batch_size=per_rank_batch(batch, context), sampler=sampler,
                       num_workers=config.data.num_workers, collate_fn=collate_episodes,
                       generator=torch.Generator().manual_seed(config.train.seed))
-
-
-def _brief(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: round(float(metrics[k]), 5) for k in ("class_iou", "fb_iou")}
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:

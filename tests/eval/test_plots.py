@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from vpi.plots import iou_axis_limits, plot_iou_against_samples
+from vpi.eval.plots import iou_axis_limits, plot_iou_against_samples
 
 
 def test_a_flat_curve_gets_an_axis_that_shows_it_flat() -> None:

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from vpi.baselines import BASELINES
+from vpi.eval.baselines import BASELINES
+from vpi.eval.controls import SwappedSupport, support_gain
 from vpi.data.episode import Episode, EpisodeBatch, collate_episodes
 from vpi.metrics import IoUAccumulator
 from vpi.model import VPIModel
@@ -38,9 +39,14 @@ def iterate_batches(
 
 
 def evaluate_model(model: VPIModel, dataset: Dataset[Episode], **kwargs: Any) -> dict[str, Any]:
-    """Class-IoU, FB-IoU and positive IoU of ``model`` over every episode of ``dataset``;
-    the keyword arguments are ``score_model``'s."""
-    return score_model(model, dataset, **kwargs).compute()
+    """Class-IoU, FB-IoU and positive IoU of ``model`` over every episode of ``dataset``, beside
+    the swapped-support control (``swapped``: the same metrics) and the ``support_gain`` in
+    class-IoU points; the keyword arguments are ``score_model``'s."""
+    metrics = score_model(model, dataset, **kwargs).compute()
+    swapped = score_model(model, SwappedSupport(dataset), **kwargs).compute()
+    metrics["swapped"] = {k: swapped[k] for k in ("class_iou", "fb_iou", "positive_iou")}
+    metrics["support_gain"] = support_gain(metrics["class_iou"], swapped["class_iou"])
+    return metrics
 
 
 @torch.no_grad()
@@ -70,7 +76,7 @@ def score_model(
     if aggregation is not None:
         model.config = dataclasses.replace(model.config, aggregation=aggregation)
     generator = torch.Generator().manual_seed(seed)
-    accumulator = IoUAccumulator()
+    accumulator = IoUAccumulator(getattr(dataset, "class_ids", ()))
     try:
         for indices, batch in iterate_batches(dataset, batch_size, num_workers):
             batch = batch.to(device)
@@ -92,12 +98,18 @@ def evaluate_baselines(
     dataset: Dataset[Episode], *, batch_size: int = 8, num_workers: int = 0,
     score_at: str = "input",
 ) -> dict[str, dict[str, Any]]:
-    """The three reference predictors on the same episodes as the model."""
-    accumulators = {name: IoUAccumulator() for name in BASELINES}
+    """The reference predictors on the same episodes as the model; one that needs what the data
+    lacks (the oracle on a real benchmark) is left out."""
+    class_ids = getattr(dataset, "class_ids", ())
+    accumulators = {name: IoUAccumulator(class_ids) for name in BASELINES}
     for indices, batch in iterate_batches(dataset, batch_size, num_workers):
         for name, predictor in BASELINES.items():
-            _score(accumulators[name], dataset, indices, predictor(batch).float(), batch, 0.5,
-                   score_at)
+            prediction = predictor(batch)
+            if prediction is None:
+                accumulators.pop(name, None)
+            elif name in accumulators:
+                _score(accumulators[name], dataset, indices, prediction.float(), batch, 0.5,
+                       score_at)
     return {name: acc.compute() for name, acc in accumulators.items()}
 
 

@@ -1,7 +1,9 @@
 """Reference predictors scored on the same episodes as the model, so a number has context.
 
 If the colour baseline comes close to the model, the task is a colour threshold, not few-shot
-segmentation: the built-in data is designed so that it does not.
+segmentation: the built-in data is designed so that it does not. The class-agnostic oracle segments
+every object of the query perfectly: what a flawless "segment the objects" network that ignores
+the support would score. A predictor returns None where an episode batch lacks what it needs.
 """
 
 from __future__ import annotations
@@ -35,8 +37,14 @@ def nearest_colour(batch: EpisodeBatch) -> torch.Tensor:
     return to_fg < to_bg
 
 
-BASELINES: dict[str, Callable[[EpisodeBatch], torch.Tensor]] = {
+def class_agnostic_oracle(batch: EpisodeBatch) -> torch.Tensor | None:
+    """Every object of the query, whatever its class: (B, H, W) bool, where the data knows them."""
+    return None if batch.query_objects is None else batch.query_objects.bool()
+
+
+BASELINES: dict[str, Callable[[EpisodeBatch], torch.Tensor | None]] = {
     "all-foreground": all_foreground,
     "all-background": all_background,
     "colour": nearest_colour,
+    "class-agnostic oracle": class_agnostic_oracle,
 }

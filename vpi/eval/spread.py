@@ -14,7 +14,7 @@ import torch
 
 from vpi.checkpoint import load_model
 from vpi.data import build_episodes
-from vpi.evaluate import iterate_batches
+from vpi.eval.scoring import iterate_batches
 
 
 @dataclass(frozen=True)

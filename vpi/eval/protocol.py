@@ -1,9 +1,11 @@
-"""The test protocol behind `vpi eval`: checkpoints x seeds, the baselines, and one JSON report.
+"""The test protocol behind `vpi eval`: checkpoints x seeds, controls, baselines, one JSON report.
 
 Each checkpoint is scored on the test fold of its own config (or the one asked for), on the
 seeded episode list; several checkpoints (one per fold) give per-fold numbers and their mean, and
-several seeds give mean and standard deviation, as BAM reports. The report records every setting
-that changes a number: dataset, fold convention, resolution, k, L, aggregation, seeds.
+several seeds give mean and standard deviation, as BAM reports. Every model figure stands beside
+its swapped-support control and support gain (``vpi.eval.controls``). The report records every
+setting that changes a number (dataset, fold convention, resolution, k, L, aggregation, seeds)
+and how each checkpoint was chosen.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from vpi.checkpoint import load_model
 from vpi.config import Config, apply_overrides
 from vpi.data import build_episodes
 from vpi.device import resolve_device
-from vpi.evaluate import evaluate_baselines, evaluate_model
+from vpi.eval.controls import CachedEpisodes
+from vpi.eval.scoring import evaluate_baselines, evaluate_model
 
 METRICS = ("class_iou", "fb_iou", "positive_iou")
+CONTROLS = ("swapped_class_iou", "support_gain")  # model runs only
 Announce = Callable[[str], None]
 
 
@@ -49,16 +53,22 @@ def run_evaluation(
     runs: list[dict[str, Any]] = []
     baseline_runs: dict[tuple, list[dict[str, Any]]] = {}
     settings: dict[str, Any] | None = None
+    selection: dict[str, Any] = {}
+    datasets: dict[tuple, CachedEpisodes] = {}
     for group, paths in (("model", checkpoints), ("compare", compare)):
         for path in paths:
-            model, config, _ = load_model(path, torch_device)
+            model, config, state = load_model(path, torch_device)
             config = apply_overrides(config, overrides)
+            selection[str(path)] = state.get("selection", {"by": "not recorded"})
             label = _label(config, group, path, compare, runs)
             for seed, k, L, rule in _grid(config, seeds, shots, samples, aggregations):
                 grid_config = apply_overrides(config, {"eval": {"shots": k, "samples": L},
                                                        "model": {"aggregation": rule}})
-                dataset = build_episodes(grid_config.data, "test", shots=k,
-                                         episodes=config.eval.episodes, seed=seed)
+                episodes_key = (config.data, config.eval.episodes, seed, k)
+                if episodes_key not in datasets:  # prepared once for every model, L and rule
+                    datasets[episodes_key] = CachedEpisodes(build_episodes(
+                        grid_config.data, "test", shots=k, episodes=config.eval.episodes, seed=seed))
+                dataset = datasets[episodes_key]
                 announce(f"{label}: {Path(path).name} fold {config.data.fold} seed {seed} "
                          f"k={k} L={L} {rule}: {len(dataset)} episodes")
                 metrics = evaluate_model(
@@ -77,7 +87,8 @@ def run_evaluation(
                     ]
             settings = settings or _settings(config, seeds, shots, samples, aggregations)
     all_runs = runs + [r for records in baseline_runs.values() for r in records]
-    return {"settings": settings, "runs": all_runs, "summary": summarise(all_runs)}
+    return {"settings": settings, "checkpoint_selection": selection, "runs": all_runs,
+            "summary": summarise(all_runs)}
 
 
 def _grid(
@@ -108,7 +119,9 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         entry: dict[str, Any] = dict(zip(("label", "shots", "samples", "aggregation"), key,
                                          strict=True))
         entry.update(folds=folds, seeds=seeds)
-        for metric in METRICS:
+        for metric in METRICS + CONTROLS:
+            if metric not in mine[0]:
+                continue
             per_fold = {
                 f: statistics.fmean(r[metric] for r in mine if r["fold"] == f) for f in folds
             }
@@ -143,7 +156,13 @@ def _run_record(
     metrics: dict[str, Any],
     baseline: bool = False,
 ) -> dict[str, Any]:
-    """One scored run; a baseline depends on neither L nor the k-shot rule, so it records None."""
+    """One scored run; a baseline depends on neither L nor the k-shot rule, so it records None,
+    and has no swapped-support control."""
+    controls = {} if baseline else {
+        "swapped_class_iou": metrics["swapped"]["class_iou"],
+        "swapped_fb_iou": metrics["swapped"]["fb_iou"],
+        "support_gain": metrics["support_gain"],
+    }
     return {
         "label": label,
         "checkpoint": str(path) if path is not None else None,
@@ -154,6 +173,7 @@ def _run_record(
         "aggregation": None if baseline else config.model.aggregation,
         "episodes": metrics["episodes"],
         **{m: metrics[m] for m in METRICS},
+        **controls,
         "per_class_iou": {str(k): v for k, v in metrics["per_class_iou"].items()},
     }
 

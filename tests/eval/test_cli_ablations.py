@@ -63,5 +63,7 @@ def test_one_command_sweeps_model_twin_shots_samples_and_rule(tmp_path: Path) ->
     for k in (1, 2):  # the twin decodes its mean once, whatever L
         for rule in ("variance", "mean"):
             assert len({iou[det, k, L, rule] for L in (1, 2, 3)}) == 1
+    # The twin's variance head never trains: it fuses shots by the plain mean whatever the rule.
+    assert iou[det, 2, 1, "variance"] == iou[det, 2, 1, "mean"]
     assert len({iou[model, 1, L, "variance"] for L in (1, 2, 3)}) > 1  # samples of z matter
     assert any(iou[model, 2, L, "variance"] != iou[model, 2, L, "mean"] for L in (1, 2, 3))
