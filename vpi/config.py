@@ -278,8 +278,8 @@ PRESETS: dict[str, Config] = {
                           prototype_features="deep+mid", initial_logvar=-6.0),
         data=DataConfig(image_size=128),
         # The encoder stays frozen at its ImageNet weights, so the run fits in minutes on a CPU.
-        train=TrainConfig(steps=800, batch_size=8, lr_backbone=0.0, lr_head=2e-3,
-                          eval_every=400, eval_episodes=100),
+        train=TrainConfig(steps=500, batch_size=8, lr_backbone=0.0, lr_head=2e-3,
+                          eval_every=250, eval_episodes=100),
         eval=EvalConfig(episodes=500),
     ),
     **{

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from runtime.helpers import run_cli
 
 from vpi.checkpoint import save_checkpoint
 from vpi.config import get_preset
@@ -16,7 +17,6 @@ from vpi.errors import DataError
 from vpi.eval.controls import CachedEpisodes, SwappedSupport, episode_classes, swap_partners
 from vpi.eval.protocol import run_evaluation
 from vpi.model import VPIModel
-from runtime.helpers import run_cli
 
 
 def test_pairs_swap_with_each_other_and_runs_with_the_next_other_class() -> None:

@@ -5,8 +5,8 @@ import torch
 
 from vpi.checkpoint import save_checkpoint
 from vpi.config import Config
-from vpi.model import VPIModel
 from vpi.eval.spread import sample_spread
+from vpi.model import VPIModel
 
 
 def test_spread_of_a_probabilistic_model_is_measured_and_reproducible(tiny_checkpoint: Path) -> None:

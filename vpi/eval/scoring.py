@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from vpi.data.episode import Episode, EpisodeBatch, collate_episodes
 from vpi.eval.baselines import BASELINES
 from vpi.eval.controls import SwappedSupport, support_gain
-from vpi.data.episode import Episode, EpisodeBatch, collate_episodes
 from vpi.metrics import IoUAccumulator
 from vpi.model import VPIModel
 
