@@ -3,7 +3,7 @@
 Start Triton on a repository written by ``vpi export CHECKPOINT --triton model_repository`` (see
 docs/serving.md), then::
 
-    python examples/triton_client.py examples/support examples/query.png --out query_mask.png
+    python examples/triton_client.py examples/support-star5 examples/queries/query1.png --out query_mask.png
 
 Support pairs and query are prepared exactly as vpi's runtime prepares them (resized to the graphs'
 input side, RGB in [0, 1]). An ensemble cannot draw random numbers, so this client draws the noise

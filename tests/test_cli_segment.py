@@ -53,8 +53,8 @@ def _threshold_between_pixels(checkpoint: Path) -> float:
     """A threshold inside the probability range with a gap around it, so masks are non-trivial
     and the ~1e-7 difference between backends cannot flip a pixel."""
     segmenter = Segmenter(TorchRunner.from_checkpoint(checkpoint, device="cpu"))
-    prior = segmenter.encode_support(*load_support(find_support_pairs(EXAMPLES / "support")))
-    query = np.asarray(Image.open(EXAMPLES / "query.png").convert("RGB"))
+    prior = segmenter.encode_support(*load_support(find_support_pairs(EXAMPLES / "support-star5")))
+    query = np.asarray(Image.open(EXAMPLES / "queries" / "query1.png").convert("RGB"))
     values = np.unique(segmenter.segment(query, prior, samples=6, seed=3).probability)
     middle = values[len(values) // 10: 9 * len(values) // 10]
     gap = int(np.diff(middle).argmax())
@@ -70,14 +70,14 @@ def test_export_then_segment_the_examples_on_torch_and_onnx(
     masks = {}
     for backend, source in (("torch", ["--checkpoint", exported[0]]),
                             ("onnx", ["--engine-dir", cli_export])):
-        code, out, err = run_cli(monkeypatch, capsys, "segment", EXAMPLES / "support",
-                             EXAMPLES / "query.png", *source, "--backend", backend, "--seed", 3,
-                             "--threshold", threshold, "--out", tmp_path / backend)
+        code, out, err = run_cli(monkeypatch, capsys, "segment", EXAMPLES / "support-star5",
+                             EXAMPLES / "queries" / "query1.png", *source, "--backend", backend,
+                             "--seed", 3, "--threshold", threshold, "--out", tmp_path / backend)
         assert code == 0, err
-        assert f"backend: {backend}" in out and "query.png" in out
+        assert f"backend: {backend}" in out and "query1.png" in out
         results = json.loads((tmp_path / backend / "results.json").read_text())
         assert results["seed"] == 3 and len(results["support"]["pairs"]) == 3
-        masks[backend] = np.asarray(Image.open(tmp_path / backend / "query_mask.png"))
+        masks[backend] = np.asarray(Image.open(tmp_path / backend / "query1_mask.png"))
     assert set(np.unique(masks["torch"])) == {0, 255}
     np.testing.assert_array_equal(masks["torch"], masks["onnx"])
 
@@ -87,12 +87,12 @@ def test_without_a_checkpoint_the_newest_run_is_used(monkeypatch, capsys, export
     run.mkdir(parents=True)
     shutil.copy(exported[0], run / "best.pt")
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(monkeypatch, capsys, "segment", EXAMPLES / "support",
-                         EXAMPLES / "query.png", "--out", "out")
+    code, out, err = run_cli(monkeypatch, capsys, "segment", EXAMPLES / "support-star5",
+                         EXAMPLES / "queries" / "query1.png", "--out", "out")
     assert code == 0, err
     assert "using the newest run's runs/tiny-20260101-120000/best.pt" in out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "query_mask.png", "query_overlay.png", "query_uncertainty.png", "results.json"]
+        "query1_mask.png", "query1_overlay.png", "query1_uncertainty.png", "results.json"]
 
 
 def _support(folder: Path, count: int = 2) -> Path:
@@ -103,7 +103,7 @@ def _support(folder: Path, count: int = 2) -> Path:
 
 def _case_setup(case: str, tmp_path: Path, export: Path) -> tuple[list, str]:
     """Arguments after `vpi` for one bad input, and the message it must give."""
-    support, query = tmp_path / "support", EXAMPLES / "query.png"
+    support, query = tmp_path / "support", EXAMPLES / "queries" / "query1.png"
     common = ["--engine-dir", export]
     if case == "image without mask":
         _support(support)
@@ -169,7 +169,7 @@ def test_bad_input_is_one_line_and_touches_nothing(monkeypatch, capsys, exported
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.json").write_text('{"from": "an earlier run"}')
-    (out / "query_mask.png").write_bytes(b"earlier")
+    (out / "query1_mask.png").write_bytes(b"earlier")
     before = snapshot(out)
     args, message = _case_setup(case, tmp_path, exported[1])
     if args[0] == "segment":

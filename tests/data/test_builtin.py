@@ -103,7 +103,8 @@ def test_same_arguments_give_identical_episodes() -> None:
 def test_episodes_differ_by_seed_index_and_instance() -> None:
     a, b = _episodes(seed=0), _episodes(seed=1)
     assert not torch.equal(a[0].query_image, b[0].query_image)
-    assert not torch.equal(a[0].query_image, a[1].query_image)
+    assert torch.equal(a[0].query_image, a[1].query_image)  # one pair, one query scene
+    assert not torch.equal(a[0].query_image, a[2].query_image)
     e = _episodes(shots=3)[0]  # every support and the query is its own render
     images = [*e.support_images, e.query_image]
     assert all(not torch.equal(x, y) for i, x in enumerate(images) for y in images[i + 1 :])

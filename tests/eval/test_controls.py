@@ -12,7 +12,7 @@ from runtime.helpers import run_cli
 
 from vpi.checkpoint import save_checkpoint
 from vpi.config import get_preset
-from vpi.data import build_episodes
+from vpi.data import build_episodes, collate_episodes
 from vpi.errors import DataError
 from vpi.eval.controls import CachedEpisodes, SwappedSupport, episode_classes, swap_partners
 from vpi.eval.protocol import run_evaluation
@@ -23,7 +23,7 @@ def test_pairs_swap_with_each_other_and_runs_with_the_next_other_class() -> None
     # Built-in pairs ask for two classes of one query: each gets its partner's support.
     assert swap_partners([3, 1, 4, 0, 2, 4]) == [1, 0, 3, 2, 5, 4]
     # FSS-1000 walks one class after another: the next episode of another class.
-    assert swap_partners([7, 7, 7, 8, 8, 9]) == [3, 3, 3, 2, 5, 0]
+    assert swap_partners([7, 7, 7, 8, 8, 9]) == [3, 3, 3, 2, 5, 4]
     with pytest.raises(DataError, match="two classes"):
         swap_partners([5, 5, 5])
 
@@ -88,8 +88,14 @@ def test_a_model_that_reads_its_support_has_a_gain_and_the_oracle_is_scored(tmp_
     config = get_preset("tiny")
     torch.manual_seed(0)
     model = VPIModel(config.model).eval()
+    episodes = build_episodes(config.data, "test", shots=1, episodes=8, seed=0)
+    batch = collate_episodes([episodes[i] for i in range(8)])
     with torch.no_grad():
         model.decoder.prototype_proj.weight.mul_(50)  # z now moves every logit a lot
+        model.prior_net.mean.weight.mul_(50)
+        mean, _ = model.prior(batch.support_images, batch.support_masks)
+        logits = model.decode(model.encoder(batch.query_image), mean[:, None], (64, 64))
+        model.decoder.head.bias.sub_(logits.median())  # about half the pixels foreground
     checkpoint = save_checkpoint(tmp_path / "reads.pt", model, config, step=0)
     report = run_evaluation([checkpoint], overrides={"eval": {"episodes": 8}}, samples=[1])
     entry = report["summary"][0]

@@ -317,8 +317,8 @@ def test_client_end_to_end_with_a_stand_in_server(checkpoint, repo, client, monk
 
     monkeypatch.setattr(tritonclient.grpc, "InferenceServerClient", StandIn)
     segmenter = Segmenter(TorchRunner.from_checkpoint(checkpoint, device="cpu"))
-    prior = segmenter.encode_support(*load_support(find_support_pairs(EXAMPLES / "support")))
-    query = load_image(EXAMPLES / "query.png")
+    prior = segmenter.encode_support(*load_support(find_support_pairs(EXAMPLES / "support-star5")))
+    query = load_image(EXAMPLES / "queries" / "query1.png")
     expected = segmenter.segment(query, prior, samples=4, seed=3).probability
     values = np.unique(expected)  # a threshold in a gap, so 1e-7 cannot flip a pixel
     middle = values[len(values) // 10: 9 * len(values) // 10]
@@ -326,13 +326,13 @@ def test_client_end_to_end_with_a_stand_in_server(checkpoint, repo, client, monk
     assert middle[gap + 1] - middle[gap] > 2e-6
     threshold = float((middle[gap] + middle[gap + 1]) / 2)
     out = tmp_path / "mask.png"
-    code = client.main([str(EXAMPLES / "support"), str(EXAMPLES / "query.png"), "-L", "4", "--seed", "3",
-                        "--threshold", str(threshold), "--out", str(out)])
+    code = client.main([str(EXAMPLES / "support-star5"), str(EXAMPLES / "queries" / "query1.png"),
+                        "-L", "4", "--seed", "3", "--threshold", str(threshold), "--out", str(out)])
     assert code == 0 and f"{out}: foreground" in capsys.readouterr().out
     mask = np.asarray(Image.open(out)) > 0
     assert 0 < mask.mean() < 1 and np.array_equal(mask, expected > threshold)
     (tmp_path / "empty").mkdir()
-    assert client.main([str(tmp_path / "empty"), str(EXAMPLES / "query.png")]) == 2
+    assert client.main([str(tmp_path / "empty"), str(EXAMPLES / "queries" / "query1.png")]) == 2
     assert capsys.readouterr().err.startswith("error: support folder")
 
 
