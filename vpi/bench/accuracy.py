@@ -32,7 +32,7 @@ def score_builtin(
     the config's held-out fold, at the runner's input size and the config's threshold."""
     data = replace(config.data, dataset="builtin", image_size=runner.spec.input_size)
     dataset = build_episodes(data, "test", shots=shots, episodes=episodes, seed=seed)
-    accumulators = {L: IoUAccumulator() for L in samples}
+    accumulators = {L: IoUAccumulator(dataset.class_ids) for L in samples}
     largest = max(samples)
     threshold = config.eval.threshold
     for index in range(len(dataset)):
