@@ -125,3 +125,18 @@ def test_trt_without_tensorrt_fails_before_writing(exported, tmp_path):
         export_model(exported[0], tmp_path / "engines", engine="trt")
     assert str(info.value) == reason and "\n" not in reason
     assert not (tmp_path / "engines").exists()
+
+
+@pytest.mark.slow
+def test_the_similarity_map_extension_exports_with_parity(tiny_config, tmp_path):
+    """The demo's decoder (similarity map, deep+mid prototypes) goes through ONNX unchanged."""
+    import dataclasses
+
+    model_config = dataclasses.replace(tiny_config.model, similarity_map=True,
+                                       prototype_features="deep+mid", initial_logvar=-6.0)
+    config = dataclasses.replace(tiny_config, model=model_config)
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "sim.pt", VPIModel(model_config).eval(), config, step=0)
+    manifest = json.loads(export_model(checkpoint, tmp_path / "export").read_text())
+    report = manifest["parity"]["onnxruntime"]
+    assert report["max_error"]["probability"] <= report["tolerance"]
