@@ -10,7 +10,8 @@ count says which object is the target: only the support does.
 
 Episodes come in pairs that share one query scene: episode ``2j`` asks for one of its objects and
 episode ``2j + 1`` for another, each with its own supports. A predictor that ignores the support
-gives both the same mask, and so scores about half at most.
+gives both the same mask, so it can do no better than the class-agnostic oracle (every object of
+the query): about 40 class-IoU, where a perfect few-shot model scores 100.
 """
 
 from __future__ import annotations
@@ -318,17 +319,14 @@ class BuiltinEpisodes(Dataset[Episode]):
         streams = np.random.SeedSequence(key).spawn(5)
         return tuple(np.random.default_rng(streams[i]) for i in (0, 1 + side, 3 + side))
 
-    def _query_classes(self, rng: np.random.Generator) -> list[int]:
-        return scene_classes(rng, self.class_ids)
-
     def episode_class(self, index: int) -> int:
         """The class item ``index`` asks for, without rendering it."""
         query_rng = self._streams(index)[0]
-        return self._query_classes(query_rng)[index % 2]
+        return scene_classes(query_rng, self.class_ids)[index % 2]
 
     def __getitem__(self, index: int) -> Episode:
         query_rng, support_rng, augment_rng = self._streams(index)
-        query_classes = self._query_classes(query_rng)
+        query_classes = scene_classes(query_rng, self.class_ids)
         class_id = query_classes[index % 2]
         query = render_scene(query_classes, query_rng, self.image_size)
         scenes = [render_scene(scene_classes(support_rng, self.class_ids, [class_id]),

@@ -14,6 +14,7 @@ whatever the support shows. Two figures catch it:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 
 from torch.utils.data import Dataset
@@ -40,7 +41,8 @@ def swap_partners(classes: Sequence[int]) -> list[int]:
     count = len(classes)
     partners = []
     for i, own in enumerate(classes):
-        candidates = ([i ^ 1] if (i ^ 1) < count else []) + [(i + j) % count for j in range(1, count)]
+        pair = [i ^ 1] if (i ^ 1) < count else []
+        candidates = itertools.chain(pair, ((i + j) % count for j in range(1, count)))
         partner = next((j for j in candidates if classes[j] != own), None)
         if partner is None:
             raise DataError("the swapped-support control needs episodes of at least two classes")
