@@ -25,7 +25,7 @@ from vpi.bench import (
 from vpi.checkpoint import save_checkpoint
 from vpi.cli import app
 from vpi.errors import BackendError, ConfigError
-from vpi.export.manifest import GraphSpec
+from vpi.graphs import GraphSpec
 from vpi.model import VPIModel
 from vpi.runtime import OnnxRunner, TorchRunner
 

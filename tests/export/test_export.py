@@ -15,8 +15,9 @@ from vpi import __version__
 from vpi.checkpoint import file_sha256, save_checkpoint
 from vpi.config import config_to_dict
 from vpi.errors import BackendError, ConfigError, VpiError
-from vpi.export import GraphSpec, export_model, pipeline
+from vpi.export import export_model, pipeline
 from vpi.export.onnx_export import check_graph, graph_signatures
+from vpi.graphs import GraphSpec
 from vpi.model import VPIModel
 
 

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from vpi.export import PriorEncoderGraph, SegmentationDecoderGraph, typed_model
 from vpi.model import VPIModel
+from vpi.model.graphs import PriorEncoderGraph, SegmentationDecoderGraph, typed_model
 
 
 def _support(shots: int = 3) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from vpi.errors import BackendError, ConfigError
-from vpi.export import GraphSpec, read_manifest
 from vpi.export import tensorrt as trt_export
-from vpi.export.manifest import check_vpi_version, major_minor
+from vpi.graphs import GraphSpec
+from vpi.manifest import check_vpi_version, major_minor, read_manifest
 from vpi.runtime.base import check_samples
 from vpi.runtime.tensorrt_runner import TORCH_DTYPES, engine_info
 

@@ -24,10 +24,11 @@ from tritonclient.grpc import model_config_pb2
 from vpi.checkpoint import save_checkpoint
 from vpi.config import get_preset
 from vpi.errors import VpiError
-from vpi.export import GraphSpec, triton, write_triton_repository
+from vpi.export import triton, write_triton_repository
 from vpi.export.tensorrt import optimization_profiles
 from vpi.export.triton_check import check_repository
 from vpi.export.triton_graphs import triton_profiles, triton_signatures
+from vpi.graphs import GraphSpec
 from vpi.model import VPIModel
 from vpi.runtime import Segmenter, TorchRunner, find_support_pairs, load_support
 from vpi.runtime.processing import load_image

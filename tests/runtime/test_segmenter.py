@@ -11,7 +11,7 @@ import torch
 from runtime.helpers import blob_pair
 from vpi.config import get_preset
 from vpi.errors import ConfigError, DataError
-from vpi.export import GraphSpec
+from vpi.graphs import GraphSpec
 from vpi.model import VPIModel
 from vpi.runtime import Segmenter, TorchRunner
 

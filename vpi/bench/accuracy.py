@@ -15,6 +15,7 @@ import torch
 
 from vpi.config import Config
 from vpi.data import build_episodes
+from vpi.graphs import reparameterise
 from vpi.metrics import IoUAccumulator
 from vpi.runtime.base import Runner
 
@@ -42,7 +43,7 @@ def score_builtin(
         noise = torch.randn((largest, mean.shape[-1]), generator=generator)
         if not runner.spec.probabilistic:
             noise.zero_()  # the deterministic twin decodes its prior mean
-        prototypes = mean + noise * variance.sqrt()
+        prototypes = reparameterise(mean, variance, noise)
         for L, accumulator in accumulators.items():
             probability, _ = runner.run_decoder(episode.query_image[None], prototypes[:L])
             accumulator.update(probability[0] > threshold, episode.query_mask[None], [episode.class_id])

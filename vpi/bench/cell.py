@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from vpi.bench.timing import Clock, PeakMemory, summarize
-from vpi.export.manifest import GraphSpec
+from vpi.graphs import GraphSpec, reparameterise
 from vpi.runtime.base import Runner
 
 Decode = Callable[[Runner, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -75,7 +75,7 @@ def time_run(
     marks = [clock.start()]
     mean, variance = runner.run_prior(images, masks)
     marks.append(clock.mark())
-    prototypes = mean + noise * variance.sqrt()
+    prototypes = reparameterise(mean, variance, noise)
     marks.append(clock.mark())
     DECODERS[mode](runner, query, prototypes)
     marks.append(clock.mark())

@@ -21,7 +21,7 @@ import torch
 from vpi.checkpoint import file_sha256, load_model, read_checkpoint, save_checkpoint
 from vpi.config import Config, apply_overrides, config_from_dict, config_to_dict, get_preset
 from vpi.errors import CheckpointError, ConfigError, VpiError
-from vpi.export.manifest import MANIFEST, read_manifest
+from vpi.manifest import MANIFEST, read_manifest
 from vpi.model import VPIModel
 
 DEFAULT_PRESET = "demo"

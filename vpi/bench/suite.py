@@ -35,7 +35,7 @@ from vpi.bench.timing import Clock, PeakMemory
 from vpi.config import MAX_SAMPLES, MAX_SHOTS
 from vpi.device import resolve_device
 from vpi.errors import BackendError, ConfigError, VpiError
-from vpi.export.manifest import GraphSpec
+from vpi.graphs import GraphSpec
 from vpi.runtime.base import Runner
 
 BACKENDS = ("torch", "torch-amp", "onnx", "trt")

@@ -7,19 +7,12 @@ them records versions, shapes, the checkpoint's hash and config, and the parity 
 that samples z from the prior and client-drawn noise, and the ensemble that chains them.
 """
 
-from vpi.export.graphs import PriorEncoderGraph, SegmentationDecoderGraph, typed_model
-from vpi.export.manifest import GraphSpec, read_manifest
 from vpi.export.pipeline import export_model
 from vpi.export.triton import write_triton_repository
 from vpi.export.triton_graphs import SampledDecoderGraph
 
 __all__ = [
-    "GraphSpec",
-    "PriorEncoderGraph",
     "SampledDecoderGraph",
-    "SegmentationDecoderGraph",
     "export_model",
-    "read_manifest",
-    "typed_model",
     "write_triton_repository",
 ]

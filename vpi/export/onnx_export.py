@@ -15,16 +15,9 @@ import torch
 
 from vpi import __version__
 from vpi.errors import VpiError
-from vpi.export.graphs import (
-    DECODER_INPUTS,
-    DECODER_OUTPUTS,
-    PRIOR_INPUTS,
-    PRIOR_OUTPUTS,
-    PriorEncoderGraph,
-    SegmentationDecoderGraph,
-)
-from vpi.export.manifest import GraphSpec
+from vpi.graphs import DECODER_INPUTS, DECODER_OUTPUTS, PRIOR_INPUTS, PRIOR_OUTPUTS, GraphSpec
 from vpi.model import VPIModel
+from vpi.model.graphs import PriorEncoderGraph, SegmentationDecoderGraph
 
 _EXTERNAL_DATA_BYTES = 1 << 30  # above this the weights go to a .onnx.data file beside the graph
 Job = tuple[torch.nn.Module, tuple, dict, tuple, tuple]  # graph, example args, dynamic, names

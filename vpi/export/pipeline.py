@@ -22,15 +22,6 @@ from vpi import __version__
 from vpi.checkpoint import file_sha256, load_model
 from vpi.config import Config, config_to_dict
 from vpi.errors import ConfigError, VpiError
-from vpi.export.graphs import typed_model
-from vpi.export.manifest import (
-    FORMAT,
-    FORMAT_VERSION,
-    GRAPH_FILES,
-    MANIFEST,
-    GraphSpec,
-    write_manifest,
-)
 from vpi.export.onnx_export import check_graph, export_graphs, graph_signatures
 from vpi.export.parity import (
     FP32_TOLERANCE,
@@ -45,8 +36,11 @@ from vpi.export.tensorrt import (
     import_tensorrt,
     precision_plan,
 )
+from vpi.graphs import GRAPH_FILES, GraphSpec
 from vpi.io import ensure_writable_dir
+from vpi.manifest import FORMAT, FORMAT_VERSION, MANIFEST, write_manifest
 from vpi.model import VPIModel
+from vpi.model.graphs import typed_model
 
 ENGINES = ("onnx", "trt")
 BF16_OPSET = 22  # the first opset whose Conv accepts bfloat16

@@ -7,7 +7,7 @@ the timing-cache location — is plain Python, tested without TensorRT.
 
 Precision: TensorRT 10 builds the fp32 graph with the FP16/BF16 builder flag. TensorRT 11 removed
 those flags and builds strongly typed networks, so the precision must be in the graph: vpi then
-builds from a typed copy of the graphs (``vpi.export.graphs.typed_model``) whose encoder and
+builds from a typed copy of the graphs (``vpi.model.graphs.typed_model``) whose encoder and
 decoder run in fp16/bf16 while pooling, exp, sigmoid and the mean/variance over L stay fp32.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from vpi.errors import BackendError, ConfigError
-from vpi.export.manifest import GraphSpec
+from vpi.graphs import GraphSpec
 from vpi.io import atomic_write_bytes
 
 PRECISIONS = ("fp16", "fp32", "bf16")

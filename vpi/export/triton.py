@@ -25,8 +25,6 @@ import torch
 from vpi import __version__
 from vpi.checkpoint import file_sha256, load_model
 from vpi.errors import CheckpointError, VpiError
-from vpi.export.graphs import typed_model
-from vpi.export.manifest import GraphSpec
 from vpi.export.onnx_export import check_graph
 from vpi.export.parity import FP32_TOLERANCE, GraphRunner, check_parity, parity_report
 from vpi.export.pipeline import BF16_OPSET, check_engine_request
@@ -41,8 +39,10 @@ from vpi.export.triton_graphs import (
     triton_profiles,
     triton_signatures,
 )
+from vpi.graphs import GraphSpec
 from vpi.io import ensure_writable_dir
 from vpi.model import VPIModel
+from vpi.model.graphs import typed_model
 
 ENSEMBLE = "vpi"
 MODELS = ("prior_encoder", "segmentation_decoder", ENSEMBLE)

@@ -2,7 +2,7 @@
 
 An ensemble cannot draw random numbers, and no model of it may compute z from the prior unless a
 graph does: so the served decoder takes the prior mean and variance (1, D) with L standard-normal
-noise vectors (L, D) that the client draws, forms z = mean + noise * sqrt(variance) exactly as
+noise vectors (L, D) that the client draws, forms z with ``vpi.graphs.reparameterise`` as
 ``Segmenter.prototypes`` does, and then runs ``SegmentationDecoderGraph`` unchanged. With the same
 noise it gives the runtime's answer.
 """
@@ -14,14 +14,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vpi.export.graphs import (
-    DECODER_OUTPUTS,
-    SegmentationDecoderGraph,
-)
-from vpi.export.manifest import GraphSpec
 from vpi.export.onnx_export import Job, export_jobs, graph_signatures, prior_encoder_job
 from vpi.export.tensorrt import optimization_profiles
+from vpi.graphs import DECODER_OUTPUTS, GraphSpec, reparameterise
 from vpi.model import VPIModel
+from vpi.model.graphs import SegmentationDecoderGraph
 
 SAMPLED_DECODER_INPUTS = ("query_image", "prior_mean", "prior_variance", "noise")
 
@@ -32,7 +29,7 @@ class SampledDecoderGraph(nn.Module):
     """Query (1, 3, H, W), prior mean and variance (1, D), noise (L, D) -> probability,
     uncertainty (1, 1, H, W).
 
-    z = mean + noise * sqrt(variance) is the runtime's reparameterisation (``Segmenter.prototypes``);
+    z = mean + noise * sqrt(variance) is the runtime's ``vpi.graphs.reparameterise``;
     the rest is ``SegmentationDecoderGraph``, so the two cannot drift apart.
     """
 
@@ -47,7 +44,7 @@ class SampledDecoderGraph(nn.Module):
         prior_variance: torch.Tensor,
         noise: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.decoder(query_image, prior_mean + noise * prior_variance.sqrt())
+        return self.decoder(query_image, reparameterise(prior_mean, prior_variance, noise))
 
 
 def triton_signatures(spec: GraphSpec) -> dict[str, Signature]:

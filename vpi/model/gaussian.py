@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vpi.graphs import reparameterise
+
 _EPS = 1e-6
 
 
@@ -47,4 +49,4 @@ def kl_divergence(
 
 def sample_prototypes(mean: torch.Tensor, var: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """Reparameterised draws z = mean + noise * std: mean, var (B, D), noise (B, L, D) -> (B, L, D)."""
-    return mean[:, None] + noise * var.sqrt()[:, None]
+    return reparameterise(mean[:, None], var[:, None], noise)

@@ -1,6 +1,6 @@
 """One Runner interface for every backend: the base class checks inputs, subclasses only execute.
 
-A runner executes the two exported graphs (``vpi.export.graphs``) and nothing else, so torch,
+A runner executes the two exported graphs (``vpi.graphs``) and nothing else, so torch,
 ONNX Runtime and TensorRT differ only in how they run the same computation. Inputs are checked
 here, once, with messages that name what was received and what the graphs take.
 """
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from vpi.errors import ConfigError, DataError
-from vpi.export.manifest import GraphSpec
+from vpi.graphs import GraphSpec
 
 ArrayLike = np.ndarray | torch.Tensor
 

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from vpi.errors import BackendError, ConfigError
-from vpi.export.graphs import DECODER_INPUTS, PRIOR_INPUTS
-from vpi.export.manifest import GRAPH_FILES, GraphSpec, check_vpi_version, read_manifest
+from vpi.graphs import DECODER_INPUTS, GRAPH_FILES, PRIOR_INPUTS, GraphSpec
+from vpi.manifest import check_vpi_version, read_manifest
 from vpi.runtime.base import Runner
 
 CUDA = "CUDAExecutionProvider"

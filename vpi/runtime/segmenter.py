@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from vpi.errors import ConfigError, DataError
+from vpi.graphs import reparameterise
 from vpi.runtime.base import Runner, check_samples
 from vpi.runtime.processing import (
     check_support_pair,
@@ -106,7 +107,7 @@ class Segmenter:
             return prior.mean.clone()
         generator = torch.Generator().manual_seed(seed)
         noise = torch.randn((samples, prior.mean.shape[-1]), generator=generator)
-        return prior.mean + noise * prior.variance.sqrt()
+        return reparameterise(prior.mean, prior.variance, noise)
 
     def segment(
         self,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vpi.errors import BackendError, ConfigError
-from vpi.export.manifest import read_manifest
+from vpi.manifest import read_manifest
 from vpi.runtime.base import Runner
 from vpi.runtime.onnx_runner import CUDA, OnnxRunner, import_onnxruntime
 from vpi.runtime.tensorrt_runner import TensorRTRunner

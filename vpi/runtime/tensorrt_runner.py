@@ -13,14 +13,14 @@ from typing import Any
 import torch
 
 from vpi.errors import BackendError
-from vpi.export.graphs import DECODER_INPUTS, DECODER_OUTPUTS, PRIOR_INPUTS, PRIOR_OUTPUTS
-from vpi.export.manifest import GraphSpec, read_manifest
 from vpi.export.tensorrt import (
     check_engine_compatibility,
     device_fingerprint,
     import_tensorrt,
     profile_spec,
 )
+from vpi.graphs import DECODER_INPUTS, DECODER_OUTPUTS, PRIOR_INPUTS, PRIOR_OUTPUTS, GraphSpec
+from vpi.manifest import read_manifest
 from vpi.runtime.base import Runner
 
 # TensorRT DataType member names -> torch dtypes.

@@ -8,9 +8,9 @@ import torch
 
 from vpi.checkpoint import load_model
 from vpi.device import autocast, resolve_device
-from vpi.export.graphs import PriorEncoderGraph, SegmentationDecoderGraph
-from vpi.export.manifest import GraphSpec
+from vpi.graphs import GraphSpec
 from vpi.model import VPIModel
+from vpi.model.graphs import PriorEncoderGraph, SegmentationDecoderGraph
 from vpi.runtime.base import Runner
 
 

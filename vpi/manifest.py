@@ -8,47 +8,16 @@ inside a backend.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vpi import __version__
-from vpi.config import MAX_SAMPLES, MAX_SHOTS, Config
 from vpi.errors import BackendError
 from vpi.io import atomic_write_text
 
 FORMAT = "vpi-export"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-GRAPH_FILES = {
-    "prior_encoder": "prior_encoder.onnx",
-    "segmentation_decoder": "segmentation_decoder.onnx",
-}
-
-
-@dataclass(frozen=True)
-class GraphSpec:
-    """What a runner must know to feed the graphs: the fixed input side, D, and the K/L ranges."""
-
-    input_size: int
-    latent_dim: int
-    probabilistic: bool = True
-    max_shots: int = MAX_SHOTS
-    max_samples: int = MAX_SAMPLES
-
-    @classmethod
-    def from_config(cls, config: Config) -> GraphSpec:
-        return cls(config.data.image_size, config.model.latent_dim, config.model.probabilistic)
-
-    @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> GraphSpec:
-        return cls(
-            manifest["input_size"][0],
-            manifest["latent_dim"],
-            manifest["probabilistic"],
-            manifest["shots"][1],
-            manifest["samples"][1],
-        )
 
 
 def major_minor(version: str) -> tuple[int, ...]:

@@ -1,9 +1,8 @@
 """The two deployable graphs, as small modules over a trained VPIModel.
 
 Every backend runs exactly these modules: ONNX export traces them, the torch runner calls them, so
-backends differ only in how they execute the same computation. Sampling is not part of either
-graph: the caller draws the noise with a seed and passes the prototypes z = mean + noise * std, so
-both graphs are deterministic and a seed gives the same answer on every backend.
+backends differ only in how they execute the same computation. Their tensor names, and the
+sampling step that stays outside both graphs, are the contract in ``vpi.graphs``.
 """
 
 from __future__ import annotations
@@ -14,11 +13,6 @@ import torch
 from torch import nn
 
 from vpi.model import Features, VPIModel, aggregate_priors
-
-PRIOR_INPUTS = ("support_images", "support_masks")
-PRIOR_OUTPUTS = ("prior_mean", "prior_variance")
-DECODER_INPUTS = ("query_image", "prototypes")
-DECODER_OUTPUTS = ("probability", "uncertainty")
 
 
 class PriorEncoderGraph(nn.Module):
