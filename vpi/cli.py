@@ -18,6 +18,14 @@ from rich.table import Table
 
 from vpi import __version__
 from vpi.errors import VpiError
+from vpi.runtime.registry import (
+    BACKENDS,
+    ENGINES,
+    PERFORMANCE_HINTS,
+    backend_help,
+    precision_help,
+    taking,
+)
 
 app = typer.Typer(
     name="vpi",
@@ -86,6 +94,19 @@ def _weights(value: str | None) -> str | None:
 
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML file of overrides.")]
 Sets = Annotated[list[str] | None, typer.Option("--set", help="Override a field: model.latent_dim=64")]
+_ENGINE_HELP = (", ".join(f"{e} ({BACKENDS[e].library})" for e in ENGINES) + ": every engine but onnx "
+                "writes its files beside the ONNX graphs (with --triton: onnx or trt).")
+_EXPORT_PRECISION_HELP = (
+    "TensorRT's: fp16 (default), fp32 or bf16; " + "; ".join(
+        f"{b.library}'s: {', '.join(b.precisions)} (default fp32)"
+        for b in BACKENDS.values() if b.engine and b.precisions) + ". ONNX graphs are fp32.")
+_HINT_HELP = (" and ".join(BACKENDS[b].library for b in taking("performance_hint"))
+              + f"'s performance hint: {' or '.join(PERFORMANCE_HINTS)} (default: its own).")
+
+
+def _threads_help(*libraries: str) -> str:
+    *first, last = [*libraries, *(BACKENDS[b].library for b in taking("threads"))]
+    return f"CPU threads of {', '.join(first) + ' and ' if first else ''}{last} (default: theirs)."
 
 
 @app.command()
@@ -277,16 +298,14 @@ def export_command(
     triton: Annotated[Path | None, typer.Option(
         help="Write a Triton model repository here instead of the --out folder (docs/serving.md).")
     ] = None,
-    engine: Annotated[str, typer.Option(
-        help="onnx, or trt to build TensorRT engines too (with --triton: plans, not ONNX).")] = "onnx",
-    precision: Annotated[str | None, typer.Option(
-        help="TensorRT precision: fp16 (default), fp32 or bf16. ONNX graphs are fp32.")] = None,
+    engine: Annotated[str, typer.Option(help=_ENGINE_HELP)] = "onnx",
+    precision: Annotated[str | None, typer.Option(help=_EXPORT_PRECISION_HELP)] = None,
     opset: Annotated[int | None, typer.Option(help="ONNX opset (default: the exporter's).")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Write into --out even if it holds another export or other files; with "
                         "--triton, replace vpi's models in a repository that is not empty.")] = False,
 ) -> None:
-    """Export a checkpoint: ONNX graphs checked against PyTorch, optional TensorRT engines.
+    """Export a checkpoint: ONNX graphs checked against PyTorch, optionally an engine's files too.
 
     With --triton REPO: a Triton model repository instead, both graphs and the `vpi` ensemble.
     """
@@ -345,13 +364,17 @@ def segment_command(
         help="Checkpoint to run (default: the newest run of `vpi train`).")] = None,
     engine_dir: Annotated[Path | None, typer.Option(
         "--engine-dir", help="Folder written by `vpi export`.")] = None,
-    backend: Annotated[str, typer.Option(help="auto, torch, onnx or trt.")] = "auto",
+    backend: Annotated[str, typer.Option(help=backend_help(auto=True) + ".")] = "auto",
     samples: Annotated[int, typer.Option("--samples", "-L", help="Samples of z, 1..16.")] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
     threshold: Annotated[float, typer.Option(help="Foreground probability threshold.")] = 0.5,
     out: Annotated[Path, typer.Option(help="Folder for the PNGs and results.json.")] = Path(
         "segment-out"),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (torch and onnx).")] = "auto",
+    precision: Annotated[str | None, typer.Option(
+        help=precision_help("the export's, else fp32"))] = None,
+    threads: Annotated[int | None, typer.Option(help=_threads_help())] = None,
+    performance_hint: Annotated[str | None, typer.Option(help=_HINT_HELP)] = None,
 ) -> None:
     """Segment query images with a few annotated examples: mask, overlay, uncertainty PNGs."""
     from rich.markup import escape
@@ -361,6 +384,7 @@ def segment_command(
     results = segment_folder(
         support, queries, checkpoint=checkpoint, engine_dir=engine_dir, backend=backend,
         samples=samples, seed=seed, threshold=threshold, out_dir=out, device=device,
+        precision=precision, threads=threads, performance_hint=performance_hint,
         announce=lambda line: console.print(
             f"[yellow]{escape(line)}[/]" if line.startswith("warning") else f"[dim]{escape(line)}[/]"),
     )
@@ -380,7 +404,8 @@ def bench_command(
     samples: Annotated[str, typer.Option(
         "--samples", "-L", help="L to measure: a range 1..10, a list 1,2,4,8 or one value.")] = "1..10",
     backend: Annotated[str | None, typer.Option(
-        help="torch, torch-amp, onnx, trt, or a list: torch,onnx (default: all available).")] = None,
+        help=backend_help(auto=False) + "; or a list: torch,onnx (default: every one; those that "
+        "cannot run here are skipped, with the reason).")] = None,
     mode: Annotated[str, typer.Option(help="batched, looped or both.")] = "both",
     checkpoint: Annotated[Path | None, typer.Option(
         help="Checkpoint to measure (default: the newest run of `vpi train`, else --preset).")] = None,
@@ -395,8 +420,10 @@ def bench_command(
     repeats: Annotated[int, typer.Option(help="Timed rounds: runs per backend, L and mode.")] = 20,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the inputs and random weights.")] = 0,
-    threads: Annotated[int | None, typer.Option(
-        help="CPU threads of torch and ONNX Runtime (default: theirs).")] = None,
+    threads: Annotated[int | None, typer.Option(help=_threads_help("torch"))] = None,
+    precision: Annotated[str | None, typer.Option(help=precision_help(
+        "on random weights the library's pick (the report says which), else the export's"))] = None,
+    performance_hint: Annotated[str | None, typer.Option(help=_HINT_HELP)] = None,
     evaluate: Annotated[str | None, typer.Option(
         "--eval", help="builtin: add class-IoU for each L on the built-in test episodes.")] = None,
     eval_episodes: Annotated[int, typer.Option(help="Episodes scored by --eval.")] = 100,
@@ -409,7 +436,6 @@ def bench_command(
     from rich.markup import escape
 
     from vpi.bench import (
-        BACKENDS,
         MODES,
         BenchSettings,
         bench_table,
@@ -424,11 +450,12 @@ def bench_command(
 
     settings = BenchSettings(
         samples=tuple(parse_int_list(samples, name="--samples", low=1, high=MAX_SAMPLES)),
-        backends=tuple(parse_choice_list(backend, name="--backend", choices=BACKENDS))
+        backends=tuple(parse_choice_list(backend, name="--backend", choices=tuple(BACKENDS)))
         if backend else None,
         modes=MODES if mode == "both" else tuple(parse_choice_list(mode, name="--mode", choices=MODES)),
         shots=shots, warmup=warmup, repeats=repeats, device=device, seed=seed, threads=threads,
-        eval=evaluate, eval_episodes=eval_episodes,
+        precision=precision, performance_hint=performance_hint, eval=evaluate,
+        eval_episodes=eval_episodes,
     )
     bench = resolve_model(
         checkpoint=checkpoint, engine_dir=engine_dir, preset=preset, seed=seed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import pytest
 import torch
@@ -19,7 +20,6 @@ from vpi.bench import (
     plot_bench,
     resolve_model,
     run_benchmark,
-    suite,
     summary_lines,
 )
 from vpi.checkpoint import save_checkpoint
@@ -27,7 +27,7 @@ from vpi.cli import app
 from vpi.errors import BackendError, ConfigError
 from vpi.graphs import GraphSpec
 from vpi.model import VPIModel
-from vpi.runtime import OnnxRunner, TorchRunner
+from vpi.runtime import BACKENDS, OnnxRunner, TorchRunner
 
 STATS = {"p50", "p90", "p99", "mean", "min", "max", "n"}
 QUICK = {"warmup": 0, "repeats": 2}
@@ -54,18 +54,16 @@ def test_looped_and_batched_give_the_same_probabilities(backend, exported, tiny_
 
 
 def test_unavailable_backend_is_reported_and_skipped(tiny_checkpoint, tmp_path, monkeypatch):
-    def no_onnxruntime():
-        raise BackendError("ONNX Runtime is not installed: pip install 'vpi[cpu]'")
-
-    monkeypatch.setattr("vpi.runtime.onnx_runner.import_onnxruntime", no_onnxruntime)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # its import fails, as if not installed
+    missing = BACKENDS["onnx"].missing
     report = run_benchmark(
         resolve_model(checkpoint=tiny_checkpoint),
         BenchSettings(samples=(1, 2), backends=("onnx", "torch", "trt"), **QUICK),
         cache_dir=tmp_path / "cache",
     )
     status = {b["backend"]: b for b in report["backends"]}
-    assert status["onnx"] == {"backend": "onnx", "status": "skipped",
-                              "reason": "ONNX Runtime is not installed: pip install 'vpi[cpu]'"}
+    assert status["onnx"] == {"backend": "onnx", "status": "skipped", "reason": missing}
+    assert missing == "ONNX Runtime is not installed: pip install 'vpi[cpu]' (or 'vpi[gpu]' for CUDA)"
     assert status["torch"]["status"] == "measured"
     if not torch.cuda.is_available():
         assert status["trt"]["status"] == "skipped"
@@ -73,7 +71,7 @@ def test_unavailable_backend_is_reported_and_skipped(tiny_checkpoint, tmp_path, 
     assert {r["backend"] for r in report["results"]} <= {"torch", "trt"}
     assert not (tmp_path / "cache").exists()  # nothing was exported for a skipped backend
     lines = summary_lines(report)
-    assert "skipped onnx: ONNX Runtime is not installed: pip install 'vpi[cpu]'" in lines
+    assert f"skipped onnx: {missing}" in lines
 
 
 def test_no_backend_at_all_is_one_error(tiny_checkpoint, tmp_path):
@@ -182,6 +180,11 @@ def test_model_options_that_conflict(tiny_model, tiny_config, exported, tmp_path
     assert both.checkpoint == exported[0] and both.engine_dir == exported[1]
 
 
-def test_runner_device_decides_the_clock(tiny_model, tiny_config):
+def test_runner_device_decides_the_clock(tiny_model, tiny_config, exported):
     runner = TorchRunner(tiny_model, GraphSpec.from_config(tiny_config), device="cpu")
-    assert suite.device_of(runner) == torch.device("cpu")
+    assert BACKENDS["torch"].device(runner) == torch.device("cpu")
+    onnx = OnnxRunner(exported[1], device="cpu")
+    assert BACKENDS["onnx"].device(onnx) == torch.device("cpu")
+    onnx.provider = "CUDAExecutionProvider"
+    assert BACKENDS["onnx"].device(onnx) == torch.device("cuda")
+    assert BACKENDS["trt"].device(runner) == torch.device("cuda")

@@ -14,6 +14,7 @@ from vpi.errors import BackendError, ConfigError
 from vpi.export import tensorrt as trt_export
 from vpi.graphs import GraphSpec
 from vpi.manifest import check_vpi_version, major_minor, read_manifest
+from vpi.runtime import tensorrt_compat
 from vpi.runtime.base import check_samples
 from vpi.runtime.tensorrt_runner import TORCH_DTYPES, engine_info
 
@@ -49,7 +50,7 @@ def test_profiles_cover_k_1_to_10_and_l_1_to_16():
     assert profiles["segmentation_decoder"]["query_image"] == [[1, 3, 64, 64]] * 3
     narrow = json.loads(json.dumps(profiles))
     narrow["segmentation_decoder"]["prototypes"][2] = [8, 16]
-    spec = trt_export.profile_spec(SPEC, narrow)
+    spec = tensorrt_compat.profile_spec(SPEC, narrow)
     assert (spec.max_shots, spec.max_samples) == (10, 8)
     with pytest.raises(ConfigError, match="samples \\(L\\) is 9; this decoder takes 1 to 8"):
         check_samples(9, spec.max_samples)
@@ -57,13 +58,13 @@ def test_profiles_cover_k_1_to_10_and_l_1_to_16():
 
 def test_engines_of_another_tensorrt_or_gpu_are_refused():
     info = {"tensorrt_version": "10.3.0", "compute_capability": "8.9", "gpu": "NVIDIA L4"}
-    trt_export.check_engine_compatibility(info, "10.3.0", "8.9", "'e'")
+    tensorrt_compat.check_engine_compatibility(info, "10.3.0", "8.9", "'e'")
     with pytest.raises(BackendError, match="built with TensorRT 10.3.0, but this machine has "
                                            "TensorRT 10.4.0 .* rebuild it here"):
-        trt_export.check_engine_compatibility(info, "10.4.0", "8.9", "'e'")
+        tensorrt_compat.check_engine_compatibility(info, "10.4.0", "8.9", "'e'")
     with pytest.raises(BackendError, match="compute capability 8.9 \\(NVIDIA L4\\), but this GPU "
                                            "is 9.0"):
-        trt_export.check_engine_compatibility(info, "10.3.0", "9.0", "'e'")
+        tensorrt_compat.check_engine_compatibility(info, "10.3.0", "9.0", "'e'")
 
 
 def test_timing_cache_location_and_fail_open_read(tmp_path, monkeypatch):
@@ -77,11 +78,11 @@ def test_missing_tensorrt_or_gpu_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails
     with pytest.raises(BackendError, match="^TensorRT is not installed: pip install 'vpi\\[gpu\\]' "
                                            "on a machine with an NVIDIA GPU$"):
-        trt_export.import_tensorrt()
+        tensorrt_compat.import_tensorrt()
     monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(BackendError, match="TensorRT needs an NVIDIA GPU"):
-        trt_export.import_tensorrt()
+        tensorrt_compat.import_tensorrt()
 
 
 def test_manifest_and_version_checks(tmp_path):

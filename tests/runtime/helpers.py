@@ -18,8 +18,8 @@ from vpi.cli import main
 from vpi.config import get_preset
 from vpi.errors import BackendError
 from vpi.export import export_model
-from vpi.export.tensorrt import import_tensorrt
 from vpi.model import VPIModel
+from vpi.runtime.tensorrt_compat import import_tensorrt
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: Any

@@ -10,7 +10,14 @@ import pytest
 
 from runtime.helpers import copy_export, tensorrt_missing
 from vpi.errors import BackendError, ConfigError, VpiError
-from vpi.runtime import OnnxRunner, TensorRTRunner, find_latest_checkpoint, onnx_runner, open_backend
+from vpi.runtime import (
+    BACKENDS,
+    OnnxRunner,
+    TensorRTRunner,
+    find_latest_checkpoint,
+    onnx_runner,
+    open_backend,
+)
 
 
 def test_auto_on_an_export_takes_onnx_and_says_why(exported):
@@ -19,7 +26,8 @@ def test_auto_on_an_export_takes_onnx_and_says_why(exported):
     assert "trt" in choice.skipped and "backend: onnx" in choice.reason
     if tensorrt_missing() is None:
         pytest.skip("this machine has TensorRT: auto would take it for an engine export")
-    assert choice.skipped["trt"] == "the export holds no TensorRT engines"
+    assert choice.skipped["trt"].endswith("holds no TensorRT engines: build them with "
+                                          "`vpi export CHECKPOINT --engine trt`")
 
 
 def test_auto_on_a_checkpoint_takes_torch(exported):
@@ -31,7 +39,7 @@ def test_auto_on_a_checkpoint_takes_torch(exported):
     ("onnx", "checkpoint", "--backend onnx runs an export folder: run `vpi export"),
     ("trt", "checkpoint", "--backend trt runs an export folder"),
     ("torch", "engine_dir", "--backend torch runs a checkpoint"),
-    ("fast", "checkpoint", "backend is 'fast'; choose one of: auto, torch, onnx, trt"),
+    ("fast", "checkpoint", "backend is 'fast'; choose one of: auto, torch, torch-amp, onnx, trt"),
 ])
 def test_a_backend_that_cannot_run_the_given_model(exported, backend, source, message):
     path = exported[0] if source == "checkpoint" else exported[1]
@@ -72,7 +80,7 @@ def test_a_silent_cuda_fallback_is_reported(exported, monkeypatch):
     with pytest.raises(BackendError, match="asked for CUDAExecutionProvider, .* runs on "
                                            "CPUExecutionProvider"):
         OnnxRunner(exported[1], device="cuda")
-    ort = onnx_runner.import_onnxruntime()
+    ort = BACKENDS["onnx"].require()
     available = ort.get_available_providers()
     monkeypatch.setattr(ort, "get_available_providers", lambda: [onnx_runner.CUDA, *available])
     runner = OnnxRunner(exported[1], device="auto")

@@ -12,10 +12,9 @@ from vpi.bench.cell import decode_batched, decode_looped
 from vpi.bench.plot import plot_bench
 from vpi.bench.report import bench_table, summary_lines, write_json
 from vpi.bench.source import BenchModel, resolve_model
-from vpi.bench.suite import BACKENDS, MODES, BenchSettings, run_benchmark
+from vpi.bench.suite import MODES, BenchSettings, run_benchmark
 
 __all__ = [
-    "BACKENDS",
     "BenchModel",
     "BenchSettings",
     "MODES",

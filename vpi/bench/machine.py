@@ -16,7 +16,7 @@ import torch
 from vpi import __version__
 
 _LIBRARIES = ("torch", "torchvision", "onnxruntime", "onnxruntime-gpu", "onnx", "numpy",
-              "tensorrt", "tensorrt-cu13")
+              "openvino", "tensorrt", "tensorrt-cu13")
 
 
 def describe_machine(device: torch.device | None = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from rich import box
 from rich.table import Table
 
 from vpi.io import atomic_write_text
+from vpi.runtime.registry import BACKENDS, taking
 
 
 def write_json(report: dict[str, Any], path: str | Path) -> Path:
@@ -95,8 +96,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                          f"{entry['timer']}, memory {entry['memory']} (opening it added "
                          f"{entry['host_footprint_mb']:.0f} MiB of RSS)")
     threads = report["settings"].get("threads")
-    lines.append(f"CPU threads: torch {report['machine']['torch_threads']}, ONNX Runtime "
-                 f"{threads if threads else 'its default'}")
+    libraries = " and ".join(BACKENDS[name].library for name in taking("threads"))
+    lines.append(f"CPU threads: torch {report['machine']['torch_threads']}, {libraries} "
+                 f"{threads if threads else 'their defaults'}")
     for target in report["targets"]:
         verdict = "met" if target["met"] else "NOT met"
         lines.append(f"target {target['description']} [{target['backend']}]: "

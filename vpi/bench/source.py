@@ -1,6 +1,6 @@
 """Which model `vpi bench` measures, and the files each backend needs for it.
 
-A checkpoint runs on PyTorch, an export folder on ONNX Runtime and TensorRT. Given one, the other
+A checkpoint runs on PyTorch, an export folder on the other backends. Given one, the other
 is made or stood in for: a checkpoint is exported once into a cache folder (keyed by its sha256),
 and an export folder without a checkpoint gives PyTorch a model of the same config with random
 weights. Latency does not depend on the weights, so a preset with random weights is a fair stand-in
@@ -18,11 +18,12 @@ from typing import Any
 
 import torch
 
-from vpi.checkpoint import file_sha256, load_model, read_checkpoint, save_checkpoint
+from vpi.checkpoint import file_sha256, read_checkpoint, save_checkpoint
 from vpi.config import Config, apply_overrides, config_from_dict, config_to_dict, get_preset
 from vpi.errors import CheckpointError, ConfigError, VpiError
 from vpi.manifest import MANIFEST, read_manifest
 from vpi.model import VPIModel
+from vpi.runtime.registry import BACKENDS
 
 DEFAULT_PRESET = "demo"
 Announce = Callable[[str], None]
@@ -137,17 +138,10 @@ def torch_weights_are_real(bench: BenchModel) -> bool:
     return bench.checkpoint is not None or bench.random_weights
 
 
-def load_torch_model(bench: BenchModel) -> VPIModel:
-    """The model in eval mode on the CPU: the checkpoint's weights, or seeded random ones."""
-    if bench.checkpoint is not None:
-        return load_model(bench.checkpoint)[0]
-    torch.manual_seed(bench.seed)
-    return VPIModel(bench.config.model).eval()
-
-
 def ensure_checkpoint(bench: BenchModel, cache_dir: str | Path) -> BenchModel:
-    """``bench`` with a checkpoint file: a random-weight model is saved once into the cache,
-    keyed by its config and seed, so later runs export and measure the very same weights."""
+    """``bench`` with a checkpoint file: seeded random weights (a preset's, or PyTorch's stand-in
+    for an export given alone) are saved once into the cache, keyed by their config and seed, so
+    later runs open, export and measure the very same weights."""
     if bench.checkpoint is not None:
         return bench
     key = hashlib.sha256(
@@ -155,14 +149,15 @@ def ensure_checkpoint(bench: BenchModel, cache_dir: str | Path) -> BenchModel:
     ).hexdigest()[:12]
     path = Path(cache_dir) / f"{bench.config.name}-{key}" / "model.pt"
     if not path.is_file():
-        save_checkpoint(path, load_torch_model(bench), bench.config, step=0)
+        torch.manual_seed(bench.seed)
+        save_checkpoint(path, VPIModel(bench.config.model).eval(), bench.config, step=0)
     return replace(bench, checkpoint=path)
 
 
 def export_folder(
     bench: BenchModel, cache_dir: str | Path, engine: str = "onnx", announce: Announce | None = None
 ) -> Path:
-    """The export folder to run (with TensorRT engines when ``engine="trt"``).
+    """The export folder to run: the ONNX graphs, plus the files of ``engine`` when it is not onnx.
 
     An export folder given by the user is used as it is; otherwise the checkpoint is exported
     into ``cache_dir/exports/<sha256>/<engine>`` once and reused while the checkpoint is unchanged.
@@ -189,4 +184,7 @@ def _cached(folder: Path, digest: str, engine: str) -> bool:
     except VpiError:
         return False
     same = manifest.get("checkpoint", {}).get("sha256") == digest
-    return same and (engine != "trt" or bool(manifest.get("tensorrt")))
+    if engine == "onnx":  # every export holds the ONNX graphs
+        return same
+    section = next(b.key for b in BACKENDS.values() if b.engine == engine)
+    return same and bool(manifest.get(section))

@@ -24,21 +24,14 @@ from vpi.bench.accuracy import score_builtin
 from vpi.bench.cell import InputStream, Lane, measure_cells
 from vpi.bench.compare import check_targets, comparisons
 from vpi.bench.machine import describe_machine
-from vpi.bench.source import (
-    BenchModel,
-    ensure_checkpoint,
-    export_folder,
-    load_torch_model,
-    torch_weights_are_real,
-)
+from vpi.bench.source import BenchModel, ensure_checkpoint, export_folder, torch_weights_are_real
 from vpi.bench.timing import Clock, PeakMemory
 from vpi.config import MAX_SAMPLES, MAX_SHOTS
 from vpi.device import resolve_device
 from vpi.errors import BackendError, ConfigError, VpiError
-from vpi.graphs import GraphSpec
 from vpi.runtime.base import Runner
+from vpi.runtime.registry import AUTO_PRECISION, BACKENDS, CHECKPOINT, RunnerOptions, flag, taking
 
-BACKENDS = ("torch", "torch-amp", "onnx", "trt")
 MODES = ("batched", "looped")
 EVALS = ("builtin",)
 FORMAT = "vpi-bench"
@@ -61,7 +54,9 @@ class BenchSettings:
     seed: int = 0
     eval: str | None = None  # "builtin": class-IoU for each L on the built-in test episodes
     eval_episodes: int = 100
-    threads: int | None = None  # CPU threads of torch and ONNX Runtime; None: their defaults
+    threads: int | None = None  # CPU threads of torch, ONNX Runtime and OpenVINO; None: theirs
+    precision: str | None = None  # None: the export's, or on random weights the library's pick
+    performance_hint: str | None = None  # OpenVINO's latency or throughput hint
 
     def __post_init__(self) -> None:
         if not self.samples or not all(1 <= s <= MAX_SAMPLES for s in self.samples):
@@ -82,15 +77,24 @@ class BenchSettings:
             )
         if self.eval is not None and self.eval not in EVALS:
             raise ConfigError(f"--eval is {self.eval!r}; choose one of: {', '.join(EVALS)}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"--threads is {self.threads}; it must be 1 or more")
         if self.eval_episodes < 1:
             raise ConfigError(f"--eval-episodes is {self.eval_episodes}; it must be 1 or more")
+        options = RunnerOptions(self.device, self.threads, self.precision, self.performance_hint)
+        chosen = self.backends or tuple(BACKENDS)
+        for option in ("precision", "performance_hint"):
+            if getattr(options, option) is not None and not set(taking(option)) & set(chosen):
+                raise ConfigError(f"{flag(option)} applies to --backend {', '.join(taking(option))}, "
+                                  f"and none of {', '.join(chosen)} takes it")
+        allowed = {AUTO_PRECISION, *(p for b in chosen for p in BACKENDS[b].precisions)}
+        if self.precision is not None and self.precision not in allowed:
+            raise ConfigError(f"--precision is {self.precision!r}; choose one of: "
+                              f"{', '.join(sorted(allowed))}")
 
-
-def default_backends(device: torch.device) -> tuple[str, ...]:
-    """Every backend worth trying on ``device``: autocast only where CUDA runs it."""
-    return tuple(b for b in BACKENDS if b != "torch-amp" or device.type == "cuda")
+    def runner_options(self, random_weights: bool) -> RunnerOptions:
+        """What every backend is opened with; on random weights the precision defaults to the
+        library's own pick, since no accuracy is at stake and that is what it runs untold."""
+        precision = self.precision or (AUTO_PRECISION if random_weights else None)
+        return RunnerOptions(self.device, self.threads, precision, self.performance_hint)
 
 
 def run_benchmark(
@@ -130,7 +134,7 @@ def _run(bench: BenchModel, settings: BenchSettings, cache_dir: Path, announce: 
         bench = ensure_checkpoint(bench, cache_dir)  # PyTorch and the exports share its weights
     announce(f"model: {bench.origin}")
     machine = describe_machine(device)
-    names = settings.backends or default_backends(device)
+    names = settings.backends or tuple(BACKENDS)
     backends: list[dict[str, Any]] = []
     lanes: list[Lane] = []
     for name in names:
@@ -187,15 +191,16 @@ def _open_lane(
     except VpiError as exc:
         announce(f"skipped {name}: {exc}")
         return None, {"backend": name, "status": "skipped", "reason": str(exc)}
-    device = device_of(runner)
-    memory = PeakMemory(device, torch_allocated=name.startswith("torch"))
-    if name.startswith("torch") and not torch_weights_are_real(bench):
+    device = BACKENDS[name].device(runner)
+    memory = PeakMemory(device, torch_allocated=BACKENDS[name].runs == CHECKPOINT)
+    if BACKENDS[name].runs == CHECKPOINT and not torch_weights_are_real(bench):
         runner.warnings.append("random weights of the export's config: no --checkpoint given")
     for line in runner.warnings:
         announce(f"warning: {line}")
     clock = Clock(device)
     entry = {
         "backend": name, "status": "measured", "runner": runner.name, "device": str(device),
+        "precision": runner.precision,
         "timer": clock.method, "memory": memory.kind, "memory_scope": memory.scope,
         "setup_s": round(time.perf_counter() - started, 3),
         "host_footprint_mb": round(host.current_mb() - before, 1),
@@ -210,7 +215,7 @@ def _score(
 ) -> dict[str, Any] | None:
     """Class-IoU for each L through the first backend that runs the model's own weights."""
     real = [lane for lane in lanes
-            if torch_weights_are_real(bench) or not lane.name.startswith("torch")]
+            if torch_weights_are_real(bench) or BACKENDS[lane.name].runs != CHECKPOINT]
     if not real:
         return None
     lane = real[0]
@@ -230,28 +235,19 @@ def _load_average() -> list[float] | None:
 def open_runner(
     name: str, bench: BenchModel, settings: BenchSettings, cache_dir: str | Path, announce: Announce
 ) -> Runner:
-    """A runner of backend ``name`` for ``bench``, or a VpiError that says why it cannot run."""
-    from vpi.runtime import OnnxRunner, TensorRTRunner, TorchRunner
+    """A runner of backend ``name`` for ``bench``, or a VpiError that says why it cannot run.
 
-    device = resolve_device(settings.device)
-    if name in ("torch", "torch-amp"):
-        if name == "torch-amp" and device.type != "cuda":
-            raise BackendError("autocast runs on CUDA only; on the CPU it is the torch backend")
-        model = load_torch_model(bench)
-        runner: Runner = TorchRunner(model, GraphSpec.from_config(bench.config),
-                                     device=settings.device, amp=name == "torch-amp")
-    elif name == "onnx":
-        from vpi.runtime.onnx_runner import import_onnxruntime
-
-        import_onnxruntime()  # a missing library is reported before any export is made
-        folder = export_folder(bench, cache_dir, "onnx", announce)
-        ort_device = "auto" if settings.device == "auto" else device.type
-        runner = OnnxRunner(folder, device=ort_device, threads=settings.threads)
+    A backend that runs exports gets the ONNX export where it reads one, else its engine's; a
+    missing library is reported before any export is made.
+    """
+    entry = BACKENDS[name]
+    entry.require()
+    if entry.runs == CHECKPOINT:
+        source = ensure_checkpoint(bench, cache_dir).checkpoint
     else:
-        from vpi.export.tensorrt import import_tensorrt
-
-        import_tensorrt()
-        runner = TensorRTRunner(export_folder(bench, cache_dir, "trt", announce))
+        source = export_folder(bench, cache_dir, "onnx" if entry.reads_onnx else entry.engine,
+                               announce)
+    runner = entry.open(source, settings.runner_options(bench.random_weights))
     largest = max(settings.samples)
     if largest > runner.spec.max_samples or settings.shots > runner.spec.max_shots:
         raise BackendError(
@@ -259,12 +255,3 @@ def open_runner(
             f"{runner.spec.max_shots}; asked for L = {largest}, K = {settings.shots}"
         )
     return runner
-
-
-def device_of(runner: Runner) -> torch.device:
-    """Where a runner computes, which decides the clock (CUDA events or perf_counter)."""
-    if hasattr(runner, "device"):
-        return runner.device
-    if runner.backend == "trt" or getattr(runner, "provider", "") == "CUDAExecutionProvider":
-        return torch.device("cuda")
-    return torch.device("cpu")

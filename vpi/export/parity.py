@@ -18,6 +18,7 @@ from vpi.errors import BackendError
 from vpi.graphs import GraphSpec, reparameterise
 
 FP32_TOLERANCE = 1e-4
+GPU_FP32_TOLERANCE = 1e-3  # GPU kernels (cuDNN, TensorRT tactics) reorder fp32 sums
 LOW_PRECISION_TOLERANCE = 3e-2  # fp16/bf16 engines against fp32 eager PyTorch
 # Random inputs probe the ends of the dynamic ranges, real ones the sizes used in practice.
 RANDOM_SHOTS, REAL_SHOTS = (1, 10), (1, 3)
@@ -31,6 +32,13 @@ class GraphRunner(Protocol):
     def run_prior(self, images: Any, masks: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     def run_decoder(self, query: Any, prototypes: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def parity_tolerance(precision: str, device: str) -> float:
+    """The largest error a runner computing in ``precision`` on ``device`` ("cpu", "cuda") may make."""
+    if precision != "fp32":
+        return LOW_PRECISION_TOLERANCE
+    return FP32_TOLERANCE if device == "cpu" else GPU_FP32_TOLERANCE
 
 
 def parity_report(

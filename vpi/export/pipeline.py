@@ -1,4 +1,4 @@
-"""``export_model``: checkpoint -> checked ONNX graphs (and TensorRT engines) + manifest.json.
+"""``export_model``: checkpoint -> checked ONNX graphs (and an engine's files) + manifest.json.
 
 Everything is written to a staging folder inside ``out_dir`` first and moved into place only after
 the checks and the parity with eager PyTorch pass, so a failed export leaves an earlier one intact.
@@ -23,26 +23,17 @@ from vpi.checkpoint import file_sha256, load_model
 from vpi.config import Config, config_to_dict
 from vpi.errors import ConfigError, VpiError
 from vpi.export.onnx_export import check_graph, export_graphs, graph_signatures
-from vpi.export.parity import (
-    FP32_TOLERANCE,
-    LOW_PRECISION_TOLERANCE,
-    check_parity,
-    parity_report,
-)
-from vpi.export.tensorrt import (
-    ENGINE_FILES,
-    PrecisionPlan,
-    build_engines,
-    import_tensorrt,
-    precision_plan,
-)
+from vpi.export.parity import check_parity, parity_report, parity_tolerance
+from vpi.export.tensorrt import ENGINE_FILES, PrecisionPlan, build_engines, precision_plan
 from vpi.graphs import GRAPH_FILES, GraphSpec
 from vpi.io import ensure_writable_dir
 from vpi.manifest import FORMAT, FORMAT_VERSION, MANIFEST, write_manifest
 from vpi.model import VPIModel
 from vpi.model.graphs import typed_model
+from vpi.runtime.registry import BACKENDS, ENGINES, RunnerOptions
+from vpi.runtime.tensorrt_compat import import_tensorrt
+from vpi.runtime.torch_runner import TorchRunner
 
-ENGINES = ("onnx", "trt")
 BF16_OPSET = 22  # the first opset whose Conv accepts bfloat16
 
 
@@ -58,14 +49,13 @@ def export_model(
     """Export ``checkpoint`` to ``out_dir``; returns the path of the written manifest.json.
 
     ``engine="onnx"`` writes fp32 graphs only (``precision`` must be None or "fp32");
-    ``engine="trt"`` also builds TensorRT engines in ``precision`` (default "fp16"). An
+    ``engine="trt"`` also builds TensorRT engines in ``precision`` (default "fp16"). Every
+    engine's files are checked against eager PyTorch like the graphs (``_parity``). An
     ``out_dir`` that holds anything but an export of this same checkpoint is refused unless
     ``force``; files of ours are replaced, nothing else in the folder is touched.
     """
     trt_plan = check_engine_request(engine, precision)
-    from vpi.runtime.onnx_runner import import_onnxruntime  # see _onnx_parity
-
-    ort_version = import_onnxruntime().__version__  # the parity check runs on it
+    ort_version = BACKENDS["onnx"].require().__version__  # the parity check runs on it
     started = time.perf_counter()
     model, config, state = load_model(checkpoint)
     digest = file_sha256(checkpoint)
@@ -84,7 +74,7 @@ def export_model(
         manifest = _manifest(config, state, Path(checkpoint), digest, spec)
         manifest.update(opset=max(opsets.values()), onnxruntime_version=ort_version)
         write_manifest(stage, manifest)  # provisional: the runners below open the staged folder
-        manifest["parity"] = {"onnxruntime": _onnx_parity(model, spec, stage)}
+        manifest["parity"] = {"onnxruntime": _parity("onnx", model, spec, stage)}
         manifest["timing_s"] = {
             "onnx_export": round(exported - started, 3),
             "onnx_parity": round(time.perf_counter() - exported, 3),
@@ -92,7 +82,7 @@ def export_model(
         if trt_plan is not None:
             manifest["tensorrt"] = _build_tensorrt(model, spec, stage, trt_plan, opset)
             write_manifest(stage, manifest)
-            manifest["parity"]["tensorrt"] = _tensorrt_parity(model, spec, stage)
+            manifest["parity"]["tensorrt"] = _parity("trt", model, spec, stage)
         manifest["timing_s"]["total"] = round(time.perf_counter() - started, 3)
         for path in stage.iterdir():
             if path.name != MANIFEST:
@@ -106,8 +96,9 @@ def check_engine_request(engine: str, precision: str | None) -> PrecisionPlan | 
     if engine not in ENGINES:
         raise ConfigError(f"engine is {engine!r}; choose one of: {', '.join(ENGINES)}")
     if engine == "onnx" and precision not in (None, "fp32"):
+        others = " or ".join(e for e in ENGINES if e != "onnx")
         raise ConfigError(
-            f"ONNX graphs are exported in fp32; precision {precision!r} applies to --engine trt"
+            f"ONNX graphs are exported in fp32; precision {precision!r} applies to --engine {others}"
         )
     if engine == "trt":
         return precision_plan(import_tensorrt().__version__, precision or "fp16")
@@ -175,25 +166,14 @@ def _manifest(
     }
 
 
-# The runners are imported where used: vpi.runtime imports vpi.export (graphs, manifest).
-def _onnx_parity(model: VPIModel, spec: GraphSpec, stage: Path) -> dict[str, Any]:
-    from vpi.runtime.onnx_runner import OnnxRunner
-    from vpi.runtime.torch_runner import TorchRunner
-
-    reference = TorchRunner(model, spec, device="cpu")
-    report = parity_report(reference, OnnxRunner(stage, device="cpu"), spec, FP32_TOLERANCE)
-    check_parity(report, "ONNX Runtime")
-    return report
-
-
-def _tensorrt_parity(model: VPIModel, spec: GraphSpec, stage: Path) -> dict[str, Any]:
-    from vpi.runtime.tensorrt_runner import TensorRTRunner
-    from vpi.runtime.torch_runner import TorchRunner
-
-    candidate = TensorRTRunner(stage)
-    tolerance = FP32_TOLERANCE * 10 if candidate.precision == "fp32" else LOW_PRECISION_TOLERANCE
+def _parity(backend: str, model: VPIModel, spec: GraphSpec, stage: Path) -> dict[str, Any]:
+    """The staged files on ``backend`` against eager PyTorch on the CPU, at the files' precision
+    (fp32 for a runtime that takes one); raises when they disagree, so nothing is written."""
+    entry = BACKENDS[backend]
+    candidate = entry.open(stage, RunnerOptions(device="cpu", precision="fp32"))
+    tolerance = parity_tolerance(candidate.precision, entry.device(candidate).type)
     report = parity_report(TorchRunner(model, spec, device="cpu"), candidate, spec, tolerance)
-    check_parity(report, "TensorRT")
+    check_parity(report, entry.library)
     return report
 
 

@@ -2,8 +2,9 @@
 
 TensorRT cannot be installed on the machines vpi is developed on, so the part that calls it
 (``build_engines``) is kept thin and follows the documented Python API; everything it decides —
-precision per TensorRT major version, optimisation profiles, compatibility of a built engine,
-the timing-cache location — is plain Python, tested without TensorRT.
+precision per TensorRT major version, optimisation profiles, the timing-cache location — is plain
+Python, tested without TensorRT. What a runner checks before loading an engine (the library, the
+GPU, the engine's fit) lives in ``vpi.runtime.tensorrt_compat``.
 
 Precision: TensorRT 10 builds the fp32 graph with the FP16/BF16 builder flag. TensorRT 11 removed
 those flags and builds strongly typed networks, so the precision must be in the graph: vpi then
@@ -25,6 +26,7 @@ import torch
 from vpi.errors import BackendError, ConfigError
 from vpi.graphs import GraphSpec
 from vpi.io import atomic_write_bytes
+from vpi.runtime.tensorrt_compat import device_fingerprint, import_tensorrt
 
 PRECISIONS = ("fp16", "fp32", "bf16")
 SHOTS_PROFILE = (1, 1)  # min and opt of K; max is the spec's max_shots
@@ -34,18 +36,6 @@ ENGINE_FILES = {
     "segmentation_decoder": "segmentation_decoder.plan",
 }
 WORKSPACE_BYTES = 2 << 30
-_MISSING = "TensorRT is not installed: pip install 'vpi[gpu]' on a machine with an NVIDIA GPU"
-
-
-def import_tensorrt() -> ModuleType:
-    """The ``tensorrt`` module, or one line saying what is missing (TensorRT or a CUDA GPU)."""
-    try:
-        import tensorrt
-    except ImportError:
-        raise BackendError(_MISSING) from None
-    if not torch.cuda.is_available():
-        raise BackendError("TensorRT needs an NVIDIA GPU, and no CUDA device is visible here")
-    return tensorrt
 
 
 def tensorrt_major(version: str) -> int:
@@ -96,40 +86,6 @@ def optimization_profiles(spec: GraphSpec) -> dict[str, dict[str, list[list[int]
             "prototypes": [[n, d] for n in samples],
         },
     }
-
-
-def profile_spec(spec: GraphSpec, profiles: dict[str, dict[str, list[list[int]]]]) -> GraphSpec:
-    """The K and L ranges an engine accepts: the max of its optimisation profiles."""
-    return GraphSpec(
-        spec.input_size, spec.latent_dim, spec.probabilistic,
-        profiles["prior_encoder"]["support_images"][2][0],
-        profiles["segmentation_decoder"]["prototypes"][2][0],
-    )
-
-
-def device_fingerprint() -> dict[str, str]:
-    """The GPU an engine is built for: its name and compute capability, e.g. "9.0"."""
-    major, minor = torch.cuda.get_device_capability()
-    return {"gpu": torch.cuda.get_device_name(), "compute_capability": f"{major}.{minor}"}
-
-
-def check_engine_compatibility(
-    info: dict[str, Any], tensorrt_version: str, compute_capability: str, where: str
-) -> None:
-    """Refuse, before deserialising, an engine built by another TensorRT or for another GPU."""
-    hint = "rebuild it here with `vpi export CHECKPOINT --engine trt`"
-    if info["tensorrt_version"] != tensorrt_version:
-        raise BackendError(
-            f"the TensorRT engines in {where} were built with TensorRT {info['tensorrt_version']}, "
-            f"but this machine has TensorRT {tensorrt_version} (plans only load on the exact "
-            f"version that built them): {hint}"
-        )
-    if info["compute_capability"] != compute_capability:
-        raise BackendError(
-            f"the TensorRT engines in {where} were built for compute capability "
-            f"{info['compute_capability']} ({info.get('gpu', 'unknown GPU')}), but this GPU is "
-            f"{compute_capability}: {hint}"
-        )
 
 
 def timing_cache_path(tensorrt_version: str, compute_capability: str) -> Path:

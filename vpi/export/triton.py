@@ -24,15 +24,11 @@ import torch
 
 from vpi import __version__
 from vpi.checkpoint import file_sha256, load_model
-from vpi.errors import CheckpointError, VpiError
+from vpi.errors import CheckpointError, ConfigError, VpiError
 from vpi.export.onnx_export import check_graph
-from vpi.export.parity import FP32_TOLERANCE, GraphRunner, check_parity, parity_report
+from vpi.export.parity import FP32_TOLERANCE, check_parity, parity_report
 from vpi.export.pipeline import BF16_OPSET, check_engine_request
-from vpi.export.tensorrt import (
-    PrecisionPlan,
-    build_engines,
-    import_tensorrt,
-)
+from vpi.export.tensorrt import PrecisionPlan, build_engines
 from vpi.export.triton_graphs import (
     Signature,
     export_triton_graphs,
@@ -43,6 +39,9 @@ from vpi.graphs import GraphSpec
 from vpi.io import ensure_writable_dir
 from vpi.model import VPIModel
 from vpi.model.graphs import typed_model
+from vpi.runtime.registry import BACKENDS
+from vpi.runtime.tensorrt_compat import import_tensorrt
+from vpi.runtime.torch_runner import TorchRunner
 
 ENSEMBLE = "vpi"
 MODELS = ("prior_encoder", "segmentation_decoder", ENSEMBLE)
@@ -77,10 +76,10 @@ def write_triton_repository(
     replaced and any other model in it is kept.
     """
     # Missing backends and unusable checkpoints fail first, before anything is written.
+    if engine not in PLATFORMS:
+        raise ConfigError(f"engine is {engine!r}; choose one of: {', '.join(PLATFORMS)}")
     trt_plan = check_engine_request(engine, precision)
-    from vpi.runtime.onnx_runner import import_onnxruntime  # vpi.runtime imports vpi.export
-
-    import_onnxruntime()  # the parity check runs on it
+    BACKENDS["onnx"].require()  # the parity check runs on it
     model, config, _ = load_model(checkpoint)
     if not config.model.probabilistic:
         raise CheckpointError(
@@ -104,7 +103,7 @@ def write_triton_repository(
         export_triton_graphs(model, spec, sources, opset=opset)
         for name, path in sources.items():
             check_graph(path, signatures[name])
-        check_parity(parity_report(_reference(model, spec), _OnnxChain(sources), spec,
+        check_parity(parity_report(TorchRunner(model, spec, device="cpu"), _OnnxChain(sources), spec,
                                    FP32_TOLERANCE), "ONNX Runtime")
         if trt_plan is not None:
             targets = {name: stage / name / VERSION / filename for name in signatures}
@@ -181,12 +180,6 @@ def _move_into_place(stage: Path, repo: Path, replaced: Path) -> None:
         os.replace(stage / name, target)
 
 
-def _reference(model: VPIModel, spec: GraphSpec) -> GraphRunner:
-    from vpi.runtime.torch_runner import TorchRunner  # vpi.runtime imports vpi.export
-
-    return TorchRunner(model, spec, device="cpu")
-
-
 class _OnnxChain:
     """The staged graphs in ONNX Runtime, as the parity check's runner.
 
@@ -195,9 +188,7 @@ class _OnnxChain:
     """
 
     def __init__(self, sources: dict[str, Path]) -> None:
-        from vpi.runtime.onnx_runner import import_onnxruntime
-
-        ort = import_onnxruntime()
+        ort = BACKENDS["onnx"].require()
         self.sessions = {name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
                          for name, path in sources.items()}
 

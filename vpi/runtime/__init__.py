@@ -1,4 +1,4 @@
-"""Runtime: one Runner interface (torch, ONNX Runtime, TensorRT) and the Segmenter on top.
+"""Runtime: one Runner interface over the registry's backends, and the Segmenter on top.
 
 Example::
 
@@ -7,32 +7,42 @@ Example::
     segmenter = Segmenter(open_backend("auto", engine_dir="export").runner)
     prior = segmenter.encode_support(images, masks)  # (H, W, 3) uint8, (H, W) non-zero = fg
     result = segmenter.segment(query, prior, samples=6, seed=0)  # maps at the query's size
+
+Names load on first use, so reading the registry (the CLI's help does) imports no torch.
 """
 
-from vpi.runtime.base import Runner
-from vpi.runtime.folder import segment_folder
-from vpi.runtime.latest import find_latest_checkpoint
-from vpi.runtime.onnx_runner import OnnxRunner
-from vpi.runtime.segmenter import Prior, Segmentation, Segmenter
-from vpi.runtime.select import BACKENDS, BackendChoice, open_backend
-from vpi.runtime.support import find_queries, find_support_pairs, load_support
-from vpi.runtime.tensorrt_runner import TensorRTRunner
-from vpi.runtime.torch_runner import TorchRunner
+from __future__ import annotations
 
-__all__ = [
-    "BACKENDS",
-    "BackendChoice",
-    "OnnxRunner",
-    "Prior",
-    "Runner",
-    "Segmentation",
-    "Segmenter",
-    "TensorRTRunner",
-    "TorchRunner",
-    "find_latest_checkpoint",
-    "find_queries",
-    "find_support_pairs",
-    "load_support",
-    "open_backend",
-    "segment_folder",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "BACKENDS": "vpi.runtime.registry",
+    "Backend": "vpi.runtime.registry",
+    "BackendChoice": "vpi.runtime.select",
+    "OnnxRunner": "vpi.runtime.onnx_runner",
+    "Prior": "vpi.runtime.segmenter",
+    "Runner": "vpi.runtime.base",
+    "RunnerOptions": "vpi.runtime.registry",
+    "Segmentation": "vpi.runtime.segmenter",
+    "Segmenter": "vpi.runtime.segmenter",
+    "TensorRTRunner": "vpi.runtime.tensorrt_runner",
+    "TorchRunner": "vpi.runtime.torch_runner",
+    "find_latest_checkpoint": "vpi.runtime.latest",
+    "find_queries": "vpi.runtime.support",
+    "find_support_pairs": "vpi.runtime.support",
+    "load_support": "vpi.runtime.support",
+    "open_backend": "vpi.runtime.select",
+    "segment_folder": "vpi.runtime.folder",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'vpi.runtime' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

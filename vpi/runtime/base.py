@@ -1,8 +1,8 @@
 """One Runner interface for every backend: the base class checks inputs, subclasses only execute.
 
-A runner executes the two exported graphs (``vpi.graphs``) and nothing else, so torch,
-ONNX Runtime and TensorRT differ only in how they run the same computation. Inputs are checked
-here, once, with messages that name what was received and what the graphs take.
+A runner executes the two exported graphs (``vpi.graphs``) and nothing else, so torch, ONNX
+Runtime, OpenVINO and TensorRT differ only in how they run the same computation. Inputs are
+checked here, once, with messages that name what was received and what the graphs take.
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ ArrayLike = np.ndarray | torch.Tensor
 class Runner(ABC):
     """Runs ``prior_encoder`` and ``segmentation_decoder``; returns fp32 CPU tensors.
 
-    ``name`` says which backend ran (e.g. "onnx (CUDAExecutionProvider)"); ``warnings`` collects
-    what a user should see, such as a provider that silently fell back to the CPU.
+    ``name`` says which backend ran (e.g. "onnx (CUDAExecutionProvider)"); ``precision`` what it
+    computes in (reports and the parity tolerance read it); ``warnings`` collects what a user
+    should see, such as a provider that silently fell back to the CPU.
     """
 
     backend: str = "base"
+    precision: str = "fp32"
 
     def __init__(self, spec: GraphSpec) -> None:
         self.spec = spec

@@ -36,13 +36,17 @@ def segment_folder(
     threshold: float = 0.5,
     out_dir: str | Path = "segment-out",
     device: str = "auto",
+    precision: str | None = None,
+    threads: int | None = None,
+    performance_hint: str | None = None,
     runs_dir: str | Path = "runs",
     announce: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
     """Segment each query with the support folder's pairs; write PNGs and results.json.
 
     With neither ``checkpoint`` nor ``engine_dir`` the newest run under ``runs_dir`` is used (and
-    announced). Per query, ``out_dir`` gets ``<stem>_mask.png`` (0/255), ``<stem>_overlay.png``
+    announced). ``precision``, ``threads`` and ``performance_hint`` go to the backend as in
+    ``open_backend``. Per query, ``out_dir`` gets ``<stem>_mask.png`` (0/255), ``<stem>_overlay.png``
     and ``<stem>_uncertainty.png``; ``results.json`` holds the figures and timings. Returns the
     dict written to results.json.
     """
@@ -59,7 +63,8 @@ def segment_folder(
         checkpoint = find_latest_checkpoint(runs_dir)
         announce(f"no --checkpoint given: using the newest run's {checkpoint}")
     loaded = time.perf_counter()
-    choice = open_backend(backend, checkpoint=checkpoint, engine_dir=engine_dir, device=device)
+    choice = open_backend(backend, checkpoint=checkpoint, engine_dir=engine_dir, device=device,
+                          precision=precision, threads=threads, performance_hint=performance_hint)
     announce(choice.reason)
     for warning in choice.runner.warnings:
         announce(f"warning: {warning}")
@@ -92,6 +97,7 @@ def segment_folder(
     results = {
         "vpi_version": __version__,
         "backend": choice.runner.name,
+        "precision": choice.runner.precision,
         "backend_choice": choice.reason,
         "warnings": list(choice.runner.warnings),
         "checkpoint": str(checkpoint) if checkpoint is not None else None,

@@ -22,19 +22,10 @@ from vpi.errors import BackendError, ConfigError
 from vpi.graphs import DECODER_INPUTS, GRAPH_FILES, PRIOR_INPUTS, GraphSpec
 from vpi.manifest import check_vpi_version, read_manifest
 from vpi.runtime.base import Runner
+from vpi.runtime.registry import BACKENDS
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-
-
-def import_onnxruntime() -> ModuleType:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise BackendError(
-            "ONNX Runtime is not installed: pip install 'vpi[cpu]' (or 'vpi[gpu]' for CUDA)"
-        ) from None
-    return onnxruntime
 
 
 def double_install_problem(
@@ -90,7 +81,7 @@ class OnnxRunner(Runner):
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder)
         super().__init__(GraphSpec.from_manifest(self.manifest))
-        ort = import_onnxruntime()
+        ort = BACKENDS["onnx"].require()
         problem = double_install_problem()
         if problem:
             self.warnings.append(problem)
@@ -109,6 +100,9 @@ class OnnxRunner(Runner):
             raise BackendError(fallback)
         if fallback:
             self.warnings.append(fallback)
+        if device == "auto" and CUDA not in requested and torch.cuda.is_available():
+            self.warnings.append(f"this machine has a CUDA GPU, but this ONNX Runtime has no {CUDA}: "
+                                 "pip install 'vpi[gpu]' to use it")
 
     def _session(self, ort: ModuleType, name: str, options: Any, providers: list[str]) -> Any:
         path = self.folder / GRAPH_FILES[name]

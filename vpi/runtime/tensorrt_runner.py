@@ -13,15 +13,15 @@ from typing import Any
 import torch
 
 from vpi.errors import BackendError
-from vpi.export.tensorrt import (
+from vpi.graphs import DECODER_INPUTS, DECODER_OUTPUTS, PRIOR_INPUTS, PRIOR_OUTPUTS, GraphSpec
+from vpi.manifest import read_manifest
+from vpi.runtime.base import Runner
+from vpi.runtime.tensorrt_compat import (
     check_engine_compatibility,
     device_fingerprint,
     import_tensorrt,
     profile_spec,
 )
-from vpi.graphs import DECODER_INPUTS, DECODER_OUTPUTS, PRIOR_INPUTS, PRIOR_OUTPUTS, GraphSpec
-from vpi.manifest import read_manifest
-from vpi.runtime.base import Runner
 
 # TensorRT DataType member names -> torch dtypes.
 TORCH_DTYPES = {

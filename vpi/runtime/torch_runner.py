@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from vpi.checkpoint import load_model
-from vpi.device import autocast, resolve_device
+from vpi.device import autocast, autocast_dtype, resolve_device
 from vpi.graphs import GraphSpec
 from vpi.model import VPIModel
 from vpi.model.graphs import PriorEncoderGraph, SegmentationDecoderGraph
@@ -29,6 +29,9 @@ class TorchRunner(Runner):
         super().__init__(spec)
         self.device = resolve_device(device)
         self.amp = amp
+        if amp and self.device.type == "cuda":
+            bf16 = autocast_dtype(self.device) == torch.bfloat16
+            self.precision = "bf16 autocast" if bf16 else "fp16 autocast"
         model = model.to(self.device).eval()
         self.prior_graph = PriorEncoderGraph(model).eval()
         self.decoder_graph = SegmentationDecoderGraph(model).eval()

@@ -1,0 +1,189 @@
+"""The backend registry: every runner vpi has, what it needs, and how to open it.
+
+Selection (``open_backend``, ``--backend auto`` included), `vpi bench`, `vpi export` and the CLI's
+help text all read this one table, so a new backend is one runner module and one entry here.
+Entries run from the reference (eager PyTorch) to the fastest; ``auto`` tries them fastest first.
+
+This module imports neither torch nor any backend library: the CLI reads it to write its help, and
+each opener imports its runner only when it is called.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from vpi.errors import BackendError, ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+    from vpi.runtime.base import Runner
+
+CHECKPOINT, EXPORT = "checkpoint", "export"  # what a backend runs: a training checkpoint, or an export folder
+PERFORMANCE_HINTS = ("latency", "throughput")
+AUTO_PRECISION = "auto"  # the backend library's own pick for this machine
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    """How to run. A backend reads only the options its entry ``takes``; the rest stay unset.
+
+    ``precision`` None is the backend's default (an export's recorded precision, else fp32);
+    ``"auto"`` lets the library pick for this CPU (what `vpi bench` measures on random weights).
+    """
+
+    device: str = "auto"
+    threads: int | None = None
+    precision: str | None = None
+    performance_hint: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads is {self.threads}; it must be 1 or more")
+        if self.performance_hint is not None and self.performance_hint not in PERFORMANCE_HINTS:
+            raise ConfigError(f"--performance-hint is {self.performance_hint!r}; choose one of: "
+                              f"{', '.join(PERFORMANCE_HINTS)}")
+
+    def given(self) -> list[str]:
+        """The options set beyond the device, by field name."""
+        return [f.name for f in fields(self) if f.name != "device" and getattr(self, f.name) is not None]
+
+
+def flag(option: str) -> str:
+    """The CLI flag of a RunnerOptions field: ``performance_hint`` -> ``--performance-hint``."""
+    return "--" + option.replace("_", "-")
+
+
+def _never(device: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One backend: what it runs, the package it needs, how to open it and where it computes.
+
+    ``engine`` is the `vpi export --engine` that writes the files it runs from (None: it runs a
+    checkpoint); ``reads_onnx`` says a plain ONNX export will do as well. ``key`` names its section
+    of an export's manifest and its parity report. ``auto_skip`` gives the reason ``auto`` passes
+    it over for a device, before trying to open it.
+    """
+
+    name: str
+    summary: str
+    library: str
+    key: str
+    runs: str
+    package: str
+    missing: str
+    opener: Callable[[Path, RunnerOptions], Runner]
+    device: Callable[[Runner], torch.device]
+    engine: str | None = None
+    reads_onnx: bool = False
+    precisions: tuple[str, ...] = ()
+    takes: frozenset[str] = field(default_factory=frozenset)
+    auto_skip: Callable[[str], str | None] = _never
+
+    def require(self) -> ModuleType:
+        """The backend's library, or a BackendError with the line that says how to install it."""
+        try:
+            return importlib.import_module(self.package)
+        except ImportError:
+            raise BackendError(self.missing) from None
+
+    def open(self, source: str | Path, options: RunnerOptions | None = None) -> Runner:
+        """A runner of ``source`` (a checkpoint or an export folder, as ``runs`` says)."""
+        options = options or RunnerOptions()
+        if "precision" in self.takes and options.precision not in (None, AUTO_PRECISION,
+                                                                    *self.precisions):
+            raise ConfigError(f"precision is {options.precision!r}; {self.name} takes: "
+                              f"{', '.join((AUTO_PRECISION, *self.precisions))}")
+        return self.opener(Path(source), options)
+
+
+def _torch(path: Path, options: RunnerOptions) -> Runner:
+    from vpi.runtime.torch_runner import TorchRunner
+
+    return TorchRunner.from_checkpoint(path, device=options.device, amp=False)
+
+
+def _torch_amp(path: Path, options: RunnerOptions) -> Runner:
+    from vpi.device import resolve_device
+    from vpi.runtime.torch_runner import TorchRunner
+
+    if resolve_device(options.device).type != "cuda":
+        raise BackendError("autocast runs on CUDA only; on the CPU it is the torch backend")
+    return TorchRunner.from_checkpoint(path, device=options.device, amp=True)
+
+
+def _onnx(folder: Path, options: RunnerOptions) -> Runner:
+    from vpi.runtime.onnx_runner import OnnxRunner
+
+    return OnnxRunner(folder, device=options.device, threads=options.threads)
+
+
+def _trt(folder: Path, options: RunnerOptions) -> Runner:
+    from vpi.runtime.tensorrt_runner import TensorRTRunner
+
+    return TensorRTRunner(folder)
+
+
+def _own_device(runner: Runner) -> torch.device:
+    return runner.device  # type: ignore[attr-defined]  # TorchRunner's resolved device
+
+
+def _onnx_device(runner: Runner) -> torch.device:
+    import torch
+
+    from vpi.runtime.onnx_runner import CUDA
+
+    return torch.device("cuda" if runner.provider == CUDA else "cpu")  # type: ignore[attr-defined]
+
+
+def _cuda(runner: Runner) -> torch.device:
+    import torch
+
+    return torch.device("cuda")
+
+
+def _trt_auto_skip(device: str) -> str | None:
+    return "device is cpu" if device == "cpu" else None
+
+
+_ENTRIES = (
+    Backend("torch", "eager PyTorch, the reference", "PyTorch", "torch", CHECKPOINT, "torch",
+            "PyTorch is not installed: pip install vpi", _torch, _own_device),
+    Backend("torch-amp", "PyTorch with autocast, CUDA only", "PyTorch", "torch", CHECKPOINT,
+            "torch", "PyTorch is not installed: pip install vpi", _torch_amp, _own_device),
+    Backend("onnx", "ONNX Runtime, CPU or CUDA", "ONNX Runtime", "onnxruntime", EXPORT,
+            "onnxruntime",
+            "ONNX Runtime is not installed: pip install 'vpi[cpu]' (or 'vpi[gpu]' for CUDA)",
+            _onnx, _onnx_device, engine="onnx", reads_onnx=True, takes=frozenset({"threads"})),
+    Backend("trt", "TensorRT engines, NVIDIA GPU", "TensorRT", "tensorrt", EXPORT, "tensorrt",
+            "TensorRT is not installed: pip install 'vpi[gpu]' on a machine with an NVIDIA GPU",
+            _trt, _cuda, engine="trt", auto_skip=_trt_auto_skip),
+)
+BACKENDS: dict[str, Backend] = {entry.name: entry for entry in _ENTRIES}
+ENGINES = tuple(dict.fromkeys(b.engine for b in _ENTRIES if b.engine))  # `vpi export --engine`
+
+
+def taking(option: str) -> list[str]:
+    """The backends that take a RunnerOptions field, e.g. "precision" -> ["openvino"]."""
+    return [b.name for b in _ENTRIES if option in b.takes]
+
+
+def backend_help(*, auto: bool) -> str:
+    """The backends for a --backend help text, each with what it is."""
+    listed = ", ".join(f"{b.name} ({b.summary})" for b in _ENTRIES)
+    return f"auto (the fastest that runs here), {listed}" if auto else listed
+
+
+def precision_help(default: str) -> str:
+    """The --precision help text of a command that runs a backend, ending with its default."""
+    parts = [f"{b.name}: {', '.join(b.precisions)}" for b in _ENTRIES if "precision" in b.takes]
+    return (f"Inference precision ({'; '.join(parts)}), or {AUTO_PRECISION}: the library's own "
+            f"pick for this CPU. Default: {default}.")
