@@ -338,6 +338,9 @@ def export_command(
         trt = manifest["tensorrt"]
         console.print(f"TensorRT {trt['tensorrt_version']} engines ({trt['precision']}) for "
                       f"{trt['gpu']} (compute capability {trt['compute_capability']})")
+    if "openvino" in manifest:
+        ir = manifest["openvino"]
+        console.print(f"OpenVINO {ir['openvino_version']} IR; its runners default to {ir['precision']}")
     console.print(f"manifest: {manifest_path} ({manifest['timing_s']['total']:.1f} s)")
 
 

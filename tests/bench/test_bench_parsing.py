@@ -40,7 +40,8 @@ def test_bad_samples_fail_in_the_cli_before_any_work(text, message, tmp_path):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--backend", "tensorflow"], "--backend 'tensorflow' is not one of: torch, torch-amp, onnx, trt"),
+    (["--backend", "tensorflow"],
+     "--backend 'tensorflow' is not one of: torch, torch-amp, onnx, openvino, trt"),
     (["--mode", "sideways"], "--mode 'sideways' is not one of: batched, looped"),
     (["--repeats", "0"], "timed runs 1 or more"),
     (["--shots", "11"], "--shots is 11; it must lie in 1..10"),

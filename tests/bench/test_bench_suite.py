@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 from rich.console import Console
+from runtime.helpers import openvino_missing
 from typer.testing import CliRunner
 
 from vpi.bench import (
@@ -107,16 +108,19 @@ def test_json_report_of_a_short_run(exported, tmp_path):
     assert report["settings"]["samples"] == [1, 2]
     assert report["settings"]["modes"] == ["batched", "looped"]
     backends = {b["backend"]: b for b in report["backends"]}
-    assert backends["torch"]["status"] == backends["onnx"]["status"] == "measured"
+    measured = ["torch", "onnx"] + ([] if openvino_missing() else ["openvino"])
+    assert {name for name, b in backends.items() if b["status"] == "measured"} == set(measured)
     assert backends["onnx"]["runner"] == "onnx (CPUExecutionProvider)"
+    if "openvino" in measured:  # a trained model: the export's precision, fp32, not OpenVINO's pick
+        assert backends["openvino"]["runner"] == "openvino (ONNX, fp32)"
+        assert backends["openvino"]["precision"] == "fp32" and backends["openvino"]["device"] == "cpu"
     assert backends["torch"]["timer"] == "perf_counter" and backends["torch"]["memory"] == "rss"
     assert isinstance(backends["onnx"]["host_footprint_mb"], float)
     assert backends["torch"]["memory_scope"] == "run"
     if not torch.cuda.is_available():
         assert backends["trt"]["status"] == "skipped" and backends["trt"]["reason"]
     cells = {(r["backend"], r["mode"], r["L"]) for r in report["results"]}
-    assert cells == {(b, m, s) for b in ("torch", "onnx") for m in ("batched", "looped")
-                     for s in (1, 2)}
+    assert cells == {(b, m, s) for b in measured for m in ("batched", "looped") for s in (1, 2)}
     for cell in report["results"]:
         for span in ("prior_ms", "decoder_ms", "end_to_end_ms"):
             stats = cell[span]
@@ -125,9 +129,9 @@ def test_json_report_of_a_short_run(exported, tmp_path):
         assert cell["end_to_end_ms"]["min"] >= cell["decoder_ms"]["min"]
         assert cell["throughput_qps"] > 0 and cell["peak_memory_mb"] > 0
     comparisons = report["comparisons"]
-    assert len(comparisons["looped_over_batched"]) == 4  # 2 backends x 2 L
+    assert len(comparisons["looped_over_batched"]) == 2 * len(measured)  # backends x 2 L
     assert {(c["backend"], c["mode"], c["L"]) for c in comparisons["torch_over_backend"]} == {
-        ("onnx", m, s) for m in ("batched", "looped") for s in (1, 2)}
+        (b, m, s) for b in measured[1:] for m in ("batched", "looped") for s in (1, 2)}
     assert report["targets"] == []  # L = 6 and L = 10 were not measured
     accuracy = report["accuracy"]
     assert accuracy["backend"] == "torch" and accuracy["episodes"] == 2

@@ -110,10 +110,10 @@ def test_a_folder_of_another_model_or_of_other_files_is_refused(exported, other_
 
 
 def test_bad_engine_and_precision(exported, tmp_path):
-    with pytest.raises(ConfigError, match="engine is 'tensorrt'; choose one of: onnx, trt"):
+    with pytest.raises(ConfigError, match="engine is 'tensorrt'; choose one of: onnx, openvino, trt"):
         export_model(exported[0], tmp_path / "x", engine="tensorrt")
     with pytest.raises(ConfigError, match="ONNX graphs are exported in fp32; precision 'fp16' "
-                                          "applies to --engine trt"):
+                                          "applies to --engine openvino or trt"):
         export_model(exported[0], tmp_path / "x", precision="fp16")
     assert not (tmp_path / "x").exists()
 

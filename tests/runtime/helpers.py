@@ -19,6 +19,7 @@ from vpi.config import get_preset
 from vpi.errors import BackendError
 from vpi.export import export_model
 from vpi.model import VPIModel
+from vpi.runtime.registry import BACKENDS
 from vpi.runtime.tensorrt_compat import import_tensorrt
 
 
@@ -46,6 +47,15 @@ def tiny_export(base: Path) -> tuple[Path, Path]:
         save_checkpoint(checkpoint, VPIModel(config.model).eval(), config, step=0)
         export_model(checkpoint, export)
     return checkpoint, export
+
+
+def openvino_missing() -> str | None:
+    """Why OpenVINO cannot run here (the registry's one-line reason), or None if it can."""
+    try:
+        BACKENDS["openvino"].require()
+    except BackendError as exc:
+        return str(exc)
+    return None
 
 
 def tensorrt_missing() -> str | None:

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from runtime.helpers import blob_pair, tensorrt_missing
+from runtime.helpers import blob_pair, openvino_missing, tensorrt_missing
 from vpi.errors import ConfigError, DataError
 from vpi.export import export_model
-from vpi.runtime import OnnxRunner, Runner, Segmenter, TensorRTRunner, TorchRunner
+from vpi.runtime import OnnxRunner, OpenVinoRunner, Runner, Segmenter, TensorRTRunner, TorchRunner
 
 RUNNERS = [
     pytest.param("torch-cpu"),
     pytest.param("onnx-cpu"),
+    pytest.param("openvino-cpu"),
     pytest.param("torch-cuda", marks=pytest.mark.gpu),
     pytest.param("onnx-cuda", marks=pytest.mark.gpu),
     pytest.param("trt", marks=[pytest.mark.gpu, pytest.mark.trt]),
@@ -30,6 +31,10 @@ def case(request, exported, tmp_path_factory) -> tuple[Runner, float]:
         return TorchRunner.from_checkpoint(checkpoint, device="cpu"), FP32
     if kind == "onnx-cpu":
         return OnnxRunner(export, device="cpu"), FP32
+    if kind == "openvino-cpu":
+        if openvino_missing():
+            pytest.skip(openvino_missing())
+        return OpenVinoRunner(export, precision="fp32"), FP32
     if kind == "trt":
         if tensorrt_missing():
             pytest.skip(tensorrt_missing())

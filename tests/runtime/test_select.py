@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import sys
 
 import onnx
 import pytest
@@ -20,10 +21,14 @@ from vpi.runtime import (
 )
 
 
-def test_auto_on_an_export_takes_onnx_and_says_why(exported):
+def test_auto_on_an_export_without_openvino_takes_onnx_and_says_why(exported, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # its import fails, as if not installed
     choice = open_backend("auto", engine_dir=exported[1], device="auto")
     assert choice.runner.name == "onnx (CPUExecutionProvider)"
     assert "trt" in choice.skipped and "backend: onnx" in choice.reason
+    if choice.skipped["openvino"].startswith("auto prefers it on x86"):
+        pytest.skip("not an x86 CPU: auto passes OpenVINO over before importing it")
+    assert choice.skipped["openvino"] == "OpenVINO is not installed: pip install 'vpi[openvino]'"
     if tensorrt_missing() is None:
         pytest.skip("this machine has TensorRT: auto would take it for an engine export")
     assert choice.skipped["trt"].endswith("holds no TensorRT engines: build them with "
@@ -33,13 +38,17 @@ def test_auto_on_an_export_takes_onnx_and_says_why(exported):
 def test_auto_on_a_checkpoint_takes_torch(exported):
     choice = open_backend("auto", checkpoint=exported[0], device="cpu")
     assert choice.runner.name == "torch (cpu)"
+    assert choice.skipped == {"trt/openvino/onnx": "they run an export (--engine-dir)",
+                              "torch-amp": "autocast runs on CUDA only; on the CPU it is the "
+                                           "torch backend"}
 
 
 @pytest.mark.parametrize(("backend", "source", "message"), [
     ("onnx", "checkpoint", "--backend onnx runs an export folder: run `vpi export"),
     ("trt", "checkpoint", "--backend trt runs an export folder"),
     ("torch", "engine_dir", "--backend torch runs a checkpoint"),
-    ("fast", "checkpoint", "backend is 'fast'; choose one of: auto, torch, torch-amp, onnx, trt"),
+    ("fast", "checkpoint", "backend is 'fast'; choose one of: auto, torch, torch-amp, onnx, openvino, "
+                           "trt"),
 ])
 def test_a_backend_that_cannot_run_the_given_model(exported, backend, source, message):
     path = exported[0] if source == "checkpoint" else exported[1]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtime.helpers import tensorrt_missing
+from runtime.helpers import openvino_missing, tensorrt_missing
 from vpi.export import export_model
 from vpi.runtime import segment_folder
 
@@ -31,10 +31,12 @@ def voc(tmp_path_factory):
 
 
 @pytest.mark.parametrize("backend", [
-    "torch", "onnx", pytest.param("trt", marks=[pytest.mark.gpu, pytest.mark.trt])])
+    "torch", "onnx", "openvino", pytest.param("trt", marks=[pytest.mark.gpu, pytest.mark.trt])])
 def test_voc_photo_end_to_end(voc, exported, backend, tmp_path):
     checkpoint, export = exported
     source = {"checkpoint": checkpoint} if backend == "torch" else {"engine_dir": export}
+    if backend == "openvino" and openvino_missing():
+        pytest.skip(openvino_missing())
     if backend == "trt":
         if tensorrt_missing():
             pytest.skip(tensorrt_missing())

@@ -23,6 +23,7 @@ from vpi.checkpoint import file_sha256, load_model
 from vpi.config import Config, config_to_dict
 from vpi.errors import ConfigError, VpiError
 from vpi.export.onnx_export import check_graph, export_graphs, graph_signatures
+from vpi.export.openvino import ir_precision, write_ir
 from vpi.export.parity import check_parity, parity_report, parity_tolerance
 from vpi.export.tensorrt import ENGINE_FILES, PrecisionPlan, build_engines, precision_plan
 from vpi.graphs import GRAPH_FILES, GraphSpec
@@ -49,12 +50,13 @@ def export_model(
     """Export ``checkpoint`` to ``out_dir``; returns the path of the written manifest.json.
 
     ``engine="onnx"`` writes fp32 graphs only (``precision`` must be None or "fp32");
-    ``engine="trt"`` also builds TensorRT engines in ``precision`` (default "fp16"). Every
-    engine's files are checked against eager PyTorch like the graphs (``_parity``). An
+    ``engine="trt"`` also builds TensorRT engines in ``precision`` (default "fp16");
+    ``engine="openvino"`` also writes OpenVINO IR, whose runners default to ``precision``
+    (default "fp32"). Every engine's files are checked against eager PyTorch like the graphs. An
     ``out_dir`` that holds anything but an export of this same checkpoint is refused unless
     ``force``; files of ours are replaced, nothing else in the folder is touched.
     """
-    trt_plan = check_engine_request(engine, precision)
+    request = check_engine_request(engine, precision)
     ort_version = BACKENDS["onnx"].require().__version__  # the parity check runs on it
     started = time.perf_counter()
     model, config, state = load_model(checkpoint)
@@ -79,10 +81,13 @@ def export_model(
             "onnx_export": round(exported - started, 3),
             "onnx_parity": round(time.perf_counter() - exported, 3),
         }
-        if trt_plan is not None:
-            manifest["tensorrt"] = _build_tensorrt(model, spec, stage, trt_plan, opset)
+        if isinstance(request, PrecisionPlan):
+            manifest["tensorrt"] = _build_tensorrt(model, spec, stage, request, opset)
+        elif engine == "openvino":
+            manifest["openvino"] = write_ir(stage, request)
+        if engine != "onnx":  # an engine is named after the backend that runs its files
             write_manifest(stage, manifest)
-            manifest["parity"]["tensorrt"] = _parity("trt", model, spec, stage)
+            manifest["parity"][BACKENDS[engine].key] = _parity(engine, model, spec, stage)
         manifest["timing_s"]["total"] = round(time.perf_counter() - started, 3)
         for path in stage.iterdir():
             if path.name != MANIFEST:
@@ -90,18 +95,23 @@ def export_model(
     return write_manifest(out, manifest)
 
 
-def check_engine_request(engine: str, precision: str | None) -> PrecisionPlan | None:
-    """Validate engine and precision, and fail on a missing TensorRT before anything is written;
-    returns the TensorRT precision plan (None for ONNX)."""
-    if engine not in ENGINES:
-        raise ConfigError(f"engine is {engine!r}; choose one of: {', '.join(ENGINES)}")
+def check_engine_request(
+    engine: str, precision: str | None, engines: tuple[str, ...] = ENGINES
+) -> PrecisionPlan | str | None:
+    """Validate engine (one of ``engines``) and precision, and fail on a missing library before
+    anything is written; returns TensorRT's precision plan, the OpenVINO IR's precision, or None
+    for ONNX."""
+    if engine not in engines:
+        raise ConfigError(f"engine is {engine!r}; choose one of: {', '.join(engines)}")
     if engine == "onnx" and precision not in (None, "fp32"):
-        others = " or ".join(e for e in ENGINES if e != "onnx")
+        others = " or ".join(e for e in engines if e != "onnx")
         raise ConfigError(
             f"ONNX graphs are exported in fp32; precision {precision!r} applies to --engine {others}"
         )
     if engine == "trt":
         return precision_plan(import_tensorrt().__version__, precision or "fp16")
+    if engine == "openvino":
+        return ir_precision(precision)
     return None
 
 

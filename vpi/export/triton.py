@@ -24,7 +24,7 @@ import torch
 
 from vpi import __version__
 from vpi.checkpoint import file_sha256, load_model
-from vpi.errors import CheckpointError, ConfigError, VpiError
+from vpi.errors import CheckpointError, VpiError
 from vpi.export.onnx_export import check_graph
 from vpi.export.parity import FP32_TOLERANCE, check_parity, parity_report
 from vpi.export.pipeline import BF16_OPSET, check_engine_request
@@ -76,9 +76,7 @@ def write_triton_repository(
     replaced and any other model in it is kept.
     """
     # Missing backends and unusable checkpoints fail first, before anything is written.
-    if engine not in PLATFORMS:
-        raise ConfigError(f"engine is {engine!r}; choose one of: {', '.join(PLATFORMS)}")
-    trt_plan = check_engine_request(engine, precision)
+    trt_plan = check_engine_request(engine, precision, tuple(PLATFORMS))
     BACKENDS["onnx"].require()  # the parity check runs on it
     model, config, _ = load_model(checkpoint)
     if not config.model.probabilistic:

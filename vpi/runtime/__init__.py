@@ -21,6 +21,7 @@ _HOMES = {
     "Backend": "vpi.runtime.registry",
     "BackendChoice": "vpi.runtime.select",
     "OnnxRunner": "vpi.runtime.onnx_runner",
+    "OpenVinoRunner": "vpi.runtime.openvino_runner",
     "Prior": "vpi.runtime.segmenter",
     "Runner": "vpi.runtime.base",
     "RunnerOptions": "vpi.runtime.registry",

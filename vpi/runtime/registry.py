@@ -11,6 +11,7 @@ each opener imports its runner only when it is called.
 from __future__ import annotations
 
 import importlib
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 CHECKPOINT, EXPORT = "checkpoint", "export"  # what a backend runs: a training checkpoint, or an export folder
 PERFORMANCE_HINTS = ("latency", "throughput")
 AUTO_PRECISION = "auto"  # the backend library's own pick for this machine
+_X86 = ("x86_64", "amd64", "i386", "i686")
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,13 @@ def _onnx(folder: Path, options: RunnerOptions) -> Runner:
     return OnnxRunner(folder, device=options.device, threads=options.threads)
 
 
+def _openvino(folder: Path, options: RunnerOptions) -> Runner:
+    from vpi.runtime.openvino_runner import OpenVinoRunner
+
+    return OpenVinoRunner(folder, device=options.device, precision=options.precision,
+                          threads=options.threads, performance_hint=options.performance_hint)
+
+
 def _trt(folder: Path, options: RunnerOptions) -> Runner:
     from vpi.runtime.tensorrt_runner import TensorRTRunner
 
@@ -144,6 +153,12 @@ def _onnx_device(runner: Runner) -> torch.device:
     return torch.device("cuda" if runner.provider == CUDA else "cpu")  # type: ignore[attr-defined]
 
 
+def _cpu(runner: Runner) -> torch.device:
+    import torch
+
+    return torch.device("cpu")
+
+
 def _cuda(runner: Runner) -> torch.device:
     import torch
 
@@ -152,6 +167,30 @@ def _cuda(runner: Runner) -> torch.device:
 
 def _trt_auto_skip(device: str) -> str | None:
     return "device is cpu" if device == "cpu" else None
+
+
+def _openvino_auto_skip(device: str) -> str | None:
+    """OpenVINO computes on the CPU here; auto prefers it on x86, unless ONNX Runtime has a GPU."""
+    if device not in ("auto", "cpu"):
+        return f"it runs on the CPU, and device is {device}"
+    machine = platform.machine()
+    if machine.lower() not in _X86:
+        return f"auto prefers it on x86 CPUs, and this one is {machine}"
+    if device == "auto" and _onnx_has_a_gpu():
+        return "ONNX Runtime can use this machine's CUDA GPU"
+    return None
+
+
+def _onnx_has_a_gpu() -> bool:
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    try:
+        providers = BACKENDS["onnx"].require().get_available_providers()
+    except BackendError:
+        return False
+    return "CUDAExecutionProvider" in providers
 
 
 _ENTRIES = (
@@ -163,6 +202,11 @@ _ENTRIES = (
             "onnxruntime",
             "ONNX Runtime is not installed: pip install 'vpi[cpu]' (or 'vpi[gpu]' for CUDA)",
             _onnx, _onnx_device, engine="onnx", reads_onnx=True, takes=frozenset({"threads"})),
+    Backend("openvino", "OpenVINO on the CPU", "OpenVINO", "openvino", EXPORT, "openvino",
+            "OpenVINO is not installed: pip install 'vpi[openvino]'", _openvino, _cpu,
+            engine="openvino", reads_onnx=True, precisions=("fp32", "bf16", "fp16"),
+            takes=frozenset({"threads", "precision", "performance_hint"}),
+            auto_skip=_openvino_auto_skip),
     Backend("trt", "TensorRT engines, NVIDIA GPU", "TensorRT", "tensorrt", EXPORT, "tensorrt",
             "TensorRT is not installed: pip install 'vpi[gpu]' on a machine with an NVIDIA GPU",
             _trt, _cuda, engine="trt", auto_skip=_trt_auto_skip),
