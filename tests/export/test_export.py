@@ -19,6 +19,7 @@ from vpi.export import export_model, pipeline
 from vpi.export.onnx_export import check_graph, graph_signatures
 from vpi.graphs import GraphSpec
 from vpi.model import VPIModel
+from vpi.runtime.registry import BACKENDS, ENGINES
 
 
 def test_manifest_records_what_was_exported(exported, tiny_config):
@@ -116,6 +117,17 @@ def test_bad_engine_and_precision(exported, tmp_path):
                                           "applies to --engine openvino or trt"):
         export_model(exported[0], tmp_path / "x", precision="fp16")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_of_the_registry_is_one_export_knows(engine):
+    try:
+        request = pipeline.check_engine_request(engine, None)
+    except BackendError as exc:  # its library (or TensorRT's GPU) is missing here: one line
+        assert str(exc) in (BACKENDS[engine].missing,
+                            "TensorRT needs an NVIDIA GPU, and no CUDA device is visible here")
+        return
+    assert request is None if engine == "onnx" else request is not None
 
 
 def test_trt_without_tensorrt_fails_before_writing(exported, tmp_path):

@@ -81,7 +81,7 @@ def export_model(
             "onnx_export": round(exported - started, 3),
             "onnx_parity": round(time.perf_counter() - exported, 3),
         }
-        if isinstance(request, PrecisionPlan):
+        if engine == "trt":
             manifest["tensorrt"] = _build_tensorrt(model, spec, stage, request, opset)
         elif engine == "openvino":
             manifest["openvino"] = write_ir(stage, request)

@@ -33,7 +33,8 @@ _X86 = ("x86_64", "amd64", "i386", "i686")
 
 @dataclass(frozen=True)
 class RunnerOptions:
-    """How to run. A backend reads only the options its entry ``takes``; the rest stay unset.
+    """How to run. A backend reads the device and the fields its entry ``takes``, and ignores the
+    rest, so one set of options opens every backend of a sweep.
 
     ``precision`` None is the backend's default (an export's recorded precision, else fp32);
     ``"auto"`` lets the library pick for this CPU (what `vpi bench` measures on random weights).
@@ -69,10 +70,12 @@ def _never(device: str) -> str | None:
 class Backend:
     """One backend: what it runs, the package it needs, how to open it and where it computes.
 
-    ``engine`` is the `vpi export --engine` that writes the files it runs from (None: it runs a
-    checkpoint); ``reads_onnx`` says a plain ONNX export will do as well. ``key`` names its section
-    of an export's manifest and its parity report. ``auto_skip`` gives the reason ``auto`` passes
-    it over for a device, before trying to open it.
+    ``summary`` is its phrase in the CLI's help, ``library`` its name in messages. ``engine`` is
+    the `vpi export --engine` (named after the backend) that writes the files it runs from, None
+    for a backend that runs a checkpoint; ``reads_onnx`` says a plain ONNX export will do as well.
+    ``key`` names its section of an export's manifest and its parity report. ``takes`` lists the
+    RunnerOptions fields it reads, ``precisions`` its --precision values. ``auto_skip`` gives the
+    reason ``auto`` passes it over for a device before trying to open it.
     """
 
     name: str
@@ -123,9 +126,12 @@ def _torch_amp(path: Path, options: RunnerOptions) -> Runner:
 
 
 def _onnx(folder: Path, options: RunnerOptions) -> Runner:
+    from vpi.device import resolve_device
     from vpi.runtime.onnx_runner import OnnxRunner
 
-    return OnnxRunner(folder, device=options.device, threads=options.threads)
+    # ONNX Runtime is told a kind of device: "cuda:N" is checked as torch checks it, then "cuda".
+    device = "auto" if options.device == "auto" else resolve_device(options.device).type
+    return OnnxRunner(folder, device=device, threads=options.threads)
 
 
 def _openvino(folder: Path, options: RunnerOptions) -> Runner:
@@ -193,23 +199,30 @@ def _onnx_has_a_gpu() -> bool:
     return "CUDAExecutionProvider" in providers
 
 
+_TORCH_MISSING = "PyTorch is not installed: pip install vpi"
 _ENTRIES = (
-    Backend("torch", "eager PyTorch, the reference", "PyTorch", "torch", CHECKPOINT, "torch",
-            "PyTorch is not installed: pip install vpi", _torch, _own_device),
-    Backend("torch-amp", "PyTorch with autocast, CUDA only", "PyTorch", "torch", CHECKPOINT,
-            "torch", "PyTorch is not installed: pip install vpi", _torch_amp, _own_device),
-    Backend("onnx", "ONNX Runtime, CPU or CUDA", "ONNX Runtime", "onnxruntime", EXPORT,
-            "onnxruntime",
-            "ONNX Runtime is not installed: pip install 'vpi[cpu]' (or 'vpi[gpu]' for CUDA)",
-            _onnx, _onnx_device, engine="onnx", reads_onnx=True, takes=frozenset({"threads"})),
-    Backend("openvino", "OpenVINO on the CPU", "OpenVINO", "openvino", EXPORT, "openvino",
-            "OpenVINO is not installed: pip install 'vpi[openvino]'", _openvino, _cpu,
-            engine="openvino", reads_onnx=True, precisions=("fp32", "bf16", "fp16"),
+    Backend(name="torch", summary="eager PyTorch, the reference", library="PyTorch", key="torch",
+            runs=CHECKPOINT, package="torch", missing=_TORCH_MISSING, opener=_torch,
+            device=_own_device),
+    Backend(name="torch-amp", summary="PyTorch with autocast, CUDA only", library="PyTorch",
+            key="torch", runs=CHECKPOINT, package="torch", missing=_TORCH_MISSING,
+            opener=_torch_amp, device=_own_device),
+    Backend(name="onnx", summary="ONNX Runtime, CPU or CUDA", library="ONNX Runtime",
+            key="onnxruntime", runs=EXPORT, package="onnxruntime",
+            missing="ONNX Runtime is not installed: pip install 'vpi[cpu]' (or 'vpi[gpu]' for CUDA)",
+            opener=_onnx, device=_onnx_device, engine="onnx", reads_onnx=True,
+            takes=frozenset({"threads"})),
+    Backend(name="openvino", summary="OpenVINO on the CPU", library="OpenVINO", key="openvino",
+            runs=EXPORT, package="openvino",
+            missing="OpenVINO is not installed: pip install 'vpi[openvino]'",
+            opener=_openvino, device=_cpu, engine="openvino", reads_onnx=True,
+            precisions=("fp32", "bf16", "fp16"),
             takes=frozenset({"threads", "precision", "performance_hint"}),
             auto_skip=_openvino_auto_skip),
-    Backend("trt", "TensorRT engines, NVIDIA GPU", "TensorRT", "tensorrt", EXPORT, "tensorrt",
-            "TensorRT is not installed: pip install 'vpi[gpu]' on a machine with an NVIDIA GPU",
-            _trt, _cuda, engine="trt", auto_skip=_trt_auto_skip),
+    Backend(name="trt", summary="TensorRT engines, NVIDIA GPU", library="TensorRT", key="tensorrt",
+            runs=EXPORT, package="tensorrt",
+            missing="TensorRT is not installed: pip install 'vpi[gpu]' on a machine with an NVIDIA GPU",
+            opener=_trt, device=_cuda, engine="trt", auto_skip=_trt_auto_skip),
 )
 BACKENDS: dict[str, Backend] = {entry.name: entry for entry in _ENTRIES}
 ENGINES = tuple(dict.fromkeys(b.engine for b in _ENTRIES if b.engine))  # `vpi export --engine`
