@@ -14,7 +14,7 @@ from vpi.errors import BackendError, ConfigError
 from vpi.export import GraphSpec, read_manifest
 from vpi.export import tensorrt as trt_export
 from vpi.export.manifest import check_vpi_version, major_minor
-from vpi.runtime.base import check_samples
+from vpi.ranges import check_samples
 from vpi.runtime.tensorrt_runner import TORCH_DTYPES, engine_info
 
 SPEC = GraphSpec(64, 16)

@@ -6,12 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vpi.config import ModelConfig
+from vpi.config import MAX_SAMPLES, MAX_SHOTS, ModelConfig
 from vpi.data.episode import IGNORE_INDEX, EpisodeBatch
 from vpi.model.backbone import Features, build_backbone
 from vpi.model.gaussian import aggregate_priors, kl_divergence, sample_prototypes
 from vpi.model.nets import GaussianHead, SegmentationDecoder, prototype_similarity
 from vpi.model.weights import load_backbone_weights
+from vpi.ranges import check_samples, check_shots
 
 
 class VPIModel(nn.Module):
@@ -61,6 +62,7 @@ class VPIModel(nn.Module):
         """One prior per support pair: images (B, K, 3, H, W), masks (B, K, 1, H, W) ->
         mean, logvar (B, K, D)."""
         batch, shots = images.shape[:2]
+        check_shots(shots, MAX_SHOTS)  # K priors are fused: none would give NaN
         pooled = self.prototype_features(self.encoder(images.flatten(0, 1)))
         mean, logvar = self.prior_net(pooled, masks.flatten(0, 1))
         return mean.view(batch, shots, -1), logvar.view(batch, shots, -1)
@@ -72,6 +74,7 @@ class VPIModel(nn.Module):
 
     def decode(self, features: Features, z: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
         """Logits (B, L, H, W) for B encoded queries and L prototypes each, z (B, L, D)."""
+        check_samples(z.shape[1], MAX_SAMPLES)  # the L maps are averaged: none would give NaN
         keys = (self.prior_net.project(self.prototype_features(features))
                 if self.config.similarity_map else None)
         return self.decoder(features, z, out_size, keys)
