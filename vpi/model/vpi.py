@@ -70,7 +70,7 @@ class VPIModel(nn.Module):
     def prior(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The aggregated prior p(z|S): mean and variance (B, D) by the configured rule."""
         mean, logvar = self.shot_priors(images, masks)
-        return aggregate_priors(mean, logvar.exp(), self.shot_rule)
+        return aggregate_priors(mean, logvar, self.shot_rule)
 
     def decode(self, features: Features, z: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
         """Logits (B, L, H, W) for B encoded queries and L prototypes each, z (B, L, D)."""
@@ -127,7 +127,7 @@ class VPIModel(nn.Module):
         ``similarity_weight`` adds ``similarity_loss`` (0 leaves the objective the paper's).
         """
         mean_p, logvar_p = self.shot_priors(batch.support_images, batch.support_masks)
-        mean_p, var_p = aggregate_priors(mean_p, logvar_p.exp(), self.shot_rule)
+        mean_p, var_p = aggregate_priors(mean_p, logvar_p, self.shot_rule)
         features = self.encoder(batch.query_image)
         valid = batch.query_mask != IGNORE_INDEX
         target = (batch.query_mask == 1).float()
