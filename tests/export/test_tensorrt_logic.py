@@ -20,17 +20,17 @@ from vpi.runtime.tensorrt_runner import TORCH_DTYPES, engine_info
 SPEC = GraphSpec(64, 16)
 
 
-@pytest.mark.parametrize(("version", "precision", "flags", "typed", "dtype"), [
-    ("10.3.0", "fp16", ("FP16",), False, torch.float32),
-    ("10.13.2.6", "bf16", ("BF16",), False, torch.float32),
-    ("10.3.0", "fp32", (), False, torch.float32),
-    ("11.0.0", "fp16", (), True, torch.float16),
-    ("11.2.1", "bf16", (), True, torch.bfloat16),
-    ("12.0.0", "fp32", (), True, torch.float32),
+@pytest.mark.parametrize(("version", "precision", "dtype", "tf32"), [
+    ("10.0.1", "fp16", torch.float16, True),
+    ("10.13.2.6", "bf16", torch.bfloat16, True),
+    ("10.3.0", "fp32", torch.float32, False),
+    ("11.0.0", "fp16", torch.float16, True),
+    ("11.2.1", "bf16", torch.bfloat16, True),
+    ("12.0.0", "fp32", torch.float32, False),
 ])
-def test_precision_branches_on_the_major_version(version, precision, flags, typed, dtype):
+def test_one_strongly_typed_plan_for_every_version(version, precision, dtype, tf32):
     plan = trt_export.precision_plan(version, precision)
-    assert (plan.builder_flags, plan.strongly_typed, plan.graph_dtype) == (flags, typed, dtype)
+    assert (plan.precision, plan.graph_dtype, plan.tf32) == (precision, dtype, tf32)
 
 
 def test_unusable_precisions_and_versions():
@@ -113,7 +113,7 @@ class _Recorder:
         module = types.ModuleType("tensorrt")
         module.__version__ = version
         module.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda s, level: None})
-        module.BuilderFlag = types.SimpleNamespace(FP16="FP16", BF16="BF16")
+        module.BuilderFlag = types.SimpleNamespace(TF32="TF32")  # what 11 keeps of it
         module.NetworkDefinitionCreationFlag = types.SimpleNamespace(STRONGLY_TYPED=0)
         module.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
         module.Builder = lambda logger: self
@@ -132,7 +132,8 @@ class _Recorder:
         return record
 
 
-@pytest.mark.parametrize(("version", "precision"), [("10.3.0", "fp16"), ("11.0.0", "fp16")])
+@pytest.mark.parametrize("version", ["10.3.0", "11.1.0"])
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
 def test_builder_follows_the_plan(tmp_path, monkeypatch, version, precision):
     fake = _Recorder(version)
     monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
@@ -146,9 +147,15 @@ def test_builder_follows_the_plan(tmp_path, monkeypatch, version, precision):
     assert all(path.read_bytes() == b"plan" for path in plans.values())
     assert (tmp_path / "timing.cache").read_bytes() == b"cache"
     assert info["tensorrt_version"] == version and info["compute_capability"] == "9.0"
+    assert info["gpu"] == "NVIDIA H100" and info["strongly_typed"] is True
+    assert info["tf32"] is (precision != "fp32")
     assert info["profiles"] == trt_export.optimization_profiles(SPEC)
     names = [call[0] for call in fake.calls]
     assert names.count("build_serialized_network") == 2
-    assert (("set_flag", "FP16") in fake.calls) == (version.startswith("10."))
-    assert ("create_network", 1 if plan.strongly_typed else 0) in fake.calls
+    # strongly typed on every version: the precision is the graph's, never a builder flag
+    assert names.count("create_network") == 2 and ("create_network", 1) in fake.calls
+    assert "set_flag" not in names
+    assert names.count("clear_flag") == (2 if precision == "fp32" else 0)
+    if precision == "fp32":
+        assert ("clear_flag", "TF32") in fake.calls
     assert ("set_shape", "prototypes", [1, 16], [6, 16], [16, 16]) in fake.calls

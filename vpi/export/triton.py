@@ -225,7 +225,7 @@ def _build_plans(
 ) -> None:
     """TensorRT plans with the served graphs' own profiles (noise takes L's range).
 
-    TensorRT 11 builds from typed copies of the graphs.
+    fp16/bf16 plans are built from typed copies of the graphs (strongly typed builds).
     """
     import_tensorrt()
     if plan.graph_dtype != torch.float32:
