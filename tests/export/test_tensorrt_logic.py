@@ -57,13 +57,25 @@ def test_profiles_cover_k_1_to_10_and_l_1_to_16():
 
 def test_engines_of_another_tensorrt_or_gpu_are_refused():
     info = {"tensorrt_version": "10.3.0", "compute_capability": "8.9", "gpu": "NVIDIA L4"}
-    trt_export.check_engine_compatibility(info, "10.3.0", "8.9", "'e'")
+    here = {"gpu": "NVIDIA L4", "compute_capability": "8.9"}
+    assert trt_export.check_engine_compatibility(info, "10.3.0", here, "'e'") is None
     with pytest.raises(BackendError, match="built with TensorRT 10.3.0, but this machine has "
                                            "TensorRT 10.4.0 .* rebuild it here"):
-        trt_export.check_engine_compatibility(info, "10.4.0", "8.9", "'e'")
+        trt_export.check_engine_compatibility(info, "10.4.0", here, "'e'")
     with pytest.raises(BackendError, match="compute capability 8.9 \\(NVIDIA L4\\), but this GPU "
                                            "is 9.0"):
-        trt_export.check_engine_compatibility(info, "10.3.0", "9.0", "'e'")
+        trt_export.check_engine_compatibility(
+            info, "10.3.0", {"gpu": "NVIDIA H100", "compute_capability": "9.0"}, "'e'")
+
+
+def test_an_engine_from_another_gpu_of_equal_capability_is_a_warning():
+    info = {"tensorrt_version": "10.3.0", "compute_capability": "9.0", "gpu": "NVIDIA H100"}
+    warning = trt_export.check_engine_compatibility(
+        info, "10.3.0", {"gpu": "NVIDIA H200", "compute_capability": "9.0"}, "'e'")
+    assert warning == (
+        "the TensorRT engines in 'e' were built on NVIDIA H100 and run here on NVIDIA H200 (same "
+        "compute capability 9.0): they work, but may be slower than engines tuned here; rebuild "
+        "it here with `vpi export CHECKPOINT --engine trt`")
 
 
 def test_timing_cache_location_and_fail_open_read(tmp_path, monkeypatch):
