@@ -7,12 +7,11 @@ noise, identical bytes on a second write, and bad input refused in one line with
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import re
 import shutil
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import numpy as np
 import onnxruntime as ort
@@ -39,25 +38,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny preset, randomly initialised as in ``tiny_checkpoint``, shared by the module."""
-    config = get_preset("tiny")
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("triton")
-    return save_checkpoint(folder / "tiny.pt", VPIModel(config.model).eval(), config, step=0)
-
-
-@pytest.fixture(scope="module")
 def repo(checkpoint: Path) -> Path:
     return write_triton_repository(checkpoint, checkpoint.parent / "model_repository")
-
-
-@pytest.fixture(scope="module")
-def client() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("triton_client", EXAMPLES / "triton_client.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def validator_axes(config: model_config_pb2.ModelConfig) -> dict:
@@ -366,13 +348,13 @@ def test_client_end_to_end_with_a_stand_in_server(checkpoint, repo, client, monk
         def __init__(self, url: str) -> None:
             assert url == "localhost:8001"
 
-        def get_model_metadata(self, model: str, as_json: bool) -> dict:
-            assert model == "vpi" and as_json
+        def get_model_metadata(self, model: str, as_json: bool, client_timeout: float) -> dict:
+            assert model == "vpi" and as_json and client_timeout == 60.0
             return {"inputs": [{"name": t.name, "datatype": "FP32", "shape": [str(d) for d in t.dims]}
                                for t in ensemble.input]}
 
-        def infer(self, model: str, inputs: list, outputs: list) -> SimpleNamespace:
-            assert [o.name() for o in outputs] == ["probability", "uncertainty"]
+        def infer(self, model: str, inputs: list, outputs: list, client_timeout: float) -> SimpleNamespace:
+            assert [o.name() for o in outputs] == ["probability", "uncertainty"] and client_timeout == 60.0
             arrays = {i.name(): np.frombuffer(i._get_content(), np.float32).reshape(i.shape())
                       for i in inputs}  # what the server would decode
             return SimpleNamespace(as_numpy=run_ensemble(repo, arrays).__getitem__)
