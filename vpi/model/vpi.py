@@ -26,7 +26,7 @@ class VPIModel(nn.Module):
         super().__init__()
         self.config = config
         state = load_backbone_weights(config.backbone, config.weights) if pretrained else None
-        self.encoder = build_backbone(config.backbone, state)
+        self.encoder = build_backbone(config.backbone, state, config.encoder_depth)
         channels = self.encoder.channels
         pooled = channels[0] + (channels[1] if config.prototype_features == "deep+mid" else 0)
         self.prior_net = GaussianHead(pooled, config.latent_dim)
