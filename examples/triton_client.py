@@ -25,8 +25,8 @@ from PIL import Image
 
 from vpi.config import MAX_SAMPLES, MAX_SHOTS
 from vpi.errors import DataError, VpiError
+from vpi.ranges import check_samples
 from vpi.runtime import find_support_pairs, load_support
-from vpi.runtime.base import check_samples
 from vpi.runtime.processing import image_tensor, load_image, mask_tensor, to_original
 
 OUTPUTS = ("probability", "uncertainty")
@@ -82,24 +82,31 @@ def model_sizes(metadata: dict[str, Any]) -> tuple[int, int]:
 def maps_at(
     size: tuple[int, int], probability: np.ndarray, uncertainty: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(1, 1, S, S) outputs -> (H, W) maps at the query's size, as the runtime post-processes."""
-    uncertainty_map = to_original(torch.from_numpy(uncertainty), size)
-    return to_original(torch.from_numpy(probability), size), np.clip(uncertainty_map, 0.0, None)
+    """(1, 1, S, S) outputs -> (H, W) maps at the query's size, as the runtime post-processes.
+
+    ``torch.tensor`` copies: the arrays a Triton client returns are read-only views of its buffer.
+    """
+    uncertainty_map = to_original(torch.tensor(uncertainty), size)
+    return to_original(torch.tensor(probability), size), np.clip(uncertainty_map, 0.0, None)
 
 
 def segment(
-    url: str, model: str, support: Path, query_path: Path, samples: int, seed: int
+    url: str, model: str, support: Path, query_path: Path, samples: int, seed: int,
+    timeout: float = 60.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One request to the ensemble; probability and uncertainty at the query's size."""
+    """One request to the ensemble; probability and uncertainty at the query's size.
+
+    Each call to the server gives up after ``timeout`` seconds, so a stuck server is an error.
+    """
     import tritonclient.grpc as grpcclient
 
     images, masks = load_support(find_support_pairs(support))
     query = load_image(query_path, "query image")
     client = grpcclient.InferenceServerClient(url)
-    side, dim = model_sizes(client.get_model_metadata(model, as_json=True))
+    side, dim = model_sizes(client.get_model_metadata(model, as_json=True, client_timeout=timeout))
     arrays = request_arrays(images, masks, query, input_size=side, latent_dim=dim,
                             samples=samples, seed=seed)
-    result = client.infer(model, infer_inputs(arrays),
+    result = client.infer(model, infer_inputs(arrays), client_timeout=timeout,
                           outputs=[grpcclient.InferRequestedOutput(name) for name in OUTPUTS])
     return maps_at(query.shape[:2], *(result.as_numpy(name) for name in OUTPUTS))
 
@@ -114,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--samples", "-L", type=int, default=6, help="samples of z, 1..16")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise")
     parser.add_argument("--threshold", type=float, default=0.5, help="foreground probability threshold")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each server call")
     parser.add_argument("--out", type=Path, default=Path("mask.png"), help="mask PNG to write")
     args = parser.parse_args(argv)
     if not 0.0 < args.threshold < 1.0:
@@ -122,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         probability, uncertainty = segment(args.url, args.model, args.support, args.query,
-                                           args.samples, args.seed)
+                                           args.samples, args.seed, args.timeout)
     except (VpiError, InferenceServerException) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

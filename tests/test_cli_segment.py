@@ -179,3 +179,20 @@ def test_bad_input_is_one_line_and_touches_nothing(monkeypatch, capsys, exported
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert re.search(message, err), err
     assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("limit", [6000, 2500], ids=["PIL warns", "PIL raises"])
+def test_a_query_over_the_pixel_limit_is_one_line(monkeypatch, capsys, exported, tmp_path, limit):
+    # A decompression bomb (say a 30000×30000 PNG) in miniature: PIL's limit lowered below the
+    # query's 10,000 pixels, above the support images' 1,920.
+    query = tmp_path / "bomb.png"
+    Image.fromarray(blob_pair(7, 100, 100)[0]).save(query)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    out = tmp_path / "out"
+    code, _, err = run_cli(monkeypatch, capsys, "segment", _support(tmp_path / "support"), query,
+                           "--engine-dir", exported[1], "--out", out)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert (f"query '{query}' has more than {limit:,} pixels, the limit PIL sets against "
+            "decompression bombs") in err
+    assert not out.exists()

@@ -1,9 +1,15 @@
 import os
+import re
+import warnings
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from vpi.errors import VpiError
-from vpi.io import atomic_path, atomic_write_text, ensure_writable_dir
+from vpi.data._real import open_image
+from vpi.errors import DataError, VpiError
+from vpi.io import atomic_path, atomic_write_text, ensure_writable_dir, image_size_guard
+from vpi.runtime.processing import check_image_file, load_image, load_mask
 
 
 def test_atomic_write_replaces_and_uses_the_usual_mode(tmp_path):
@@ -33,3 +39,34 @@ def test_unwritable_output_folders_are_clear_errors(tmp_path):
         ensure_writable_dir(tmp_path / "file")
     with pytest.raises(VpiError, match="empty"):
         ensure_writable_dir("")
+
+
+# Every image read goes through image_size_guard: the query, support and mask readers of
+# `vpi segment` and the dataset reader. PIL warns over MAX_IMAGE_PIXELS and raises over twice it.
+READERS = {
+    "load_image": lambda path: load_image(path, "query"),
+    "load_mask": load_mask,
+    "check_image_file": lambda path: check_image_file(path, "query"),
+    "dataset open_image": lambda path: open_image(path, "pascal"),
+}
+
+
+@pytest.mark.parametrize("limit", [2500, 1000], ids=["PIL warns", "PIL raises"])
+@pytest.mark.parametrize("reader", list(READERS))
+def test_images_over_the_pixel_limit_are_one_clear_error(tmp_path, monkeypatch, reader, limit):
+    path = tmp_path / "huge.png"
+    Image.fromarray(np.full((60, 60), 255, np.uint8)).save(path)  # 3,600 pixels
+    READERS[reader](path)  # under PIL's default limit it reads
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing may slip out as a mere warning either
+        with pytest.raises(DataError, match=f"'{re.escape(str(path))}' has more than {limit:,} "
+                                            "pixels, the limit PIL sets against decompression "
+                                            "bombs"):
+            READERS[reader](path)
+    assert not any(f[2] is Image.DecompressionBombWarning for f in warnings.filters)  # restored
+
+
+def test_the_pixel_guard_lets_other_errors_through(tmp_path):
+    with pytest.raises(ZeroDivisionError), image_size_guard(tmp_path / "x.png", "query"):
+        raise ZeroDivisionError

@@ -307,7 +307,8 @@ def export_command(
 ) -> None:
     """Export a checkpoint: ONNX graphs checked against PyTorch, optionally an engine's files too.
 
-    With --triton REPO: a Triton model repository instead, both graphs and the `vpi` ensemble.
+    With --triton REPO: a Triton model repository instead, both graphs, a request validator and
+    the `vpi` ensemble.
     """
     from vpi.export import export_model, write_triton_repository
 

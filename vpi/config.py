@@ -21,6 +21,7 @@ from vpi.errors import ConfigError
 BACKBONES = ("tiny", "mobilenet_v2", "resnet18", "resnet50", "resnet101", "vgg16")
 AGGREGATIONS = ("variance", "mean")  # Eq. 6 and Eq. 10
 PROTOTYPE_FEATURES = ("deep", "deep+mid")
+ENCODER_DEPTHS = ("full", "mid")  # "mid" ends the encoder before its last stage (build_backbone)
 DATASETS = ("builtin", "pascal", "coco", "fss")
 MAX_SHOTS = 10  # K range of the exported prior encoder
 MAX_SAMPLES = 16  # L range of the exported decoder
@@ -31,6 +32,7 @@ class ModelConfig:
     """The network: encoder, latent prototype and decoder."""
 
     backbone: str = "mobilenet_v2"
+    encoder_depth: str = "full"  # or "mid": mid-level features, which generalise better and cost less
     weights: str | None = None  # a state-dict path, "imagenet", or None for random init
     latent_dim: int = 128
     decoder_channels: tuple[int, int, int] = (64, 32, 16)  # the three decoder blocks
@@ -112,6 +114,7 @@ def validate(config: Config) -> None:
     _choice("model.aggregation", m.aggregation, AGGREGATIONS)
     _choice("model.likelihood_z", m.likelihood_z, ("prior", "posterior"))
     _choice("model.prototype_features", m.prototype_features, PROTOTYPE_FEATURES)
+    _choice("model.encoder_depth", m.encoder_depth, ENCODER_DEPTHS)
     _choice("data.dataset", d.dataset, DATASETS)
     _choice("data.coco_split", d.coco_split, ("interleaved", "consecutive"))
     _choice("data.score_at", d.score_at, ("input", "original"))
@@ -304,6 +307,7 @@ __all__ = [
     "BACKBONES",
     "Config",
     "DataConfig",
+    "ENCODER_DEPTHS",
     "EvalConfig",
     "MAX_SAMPLES",
     "MAX_SHOTS",

@@ -1,14 +1,37 @@
-"""Atomic file writes: a crash or Ctrl-C mid-write never leaves a half-written file in place."""
+"""Atomic file writes (a crash or Ctrl-C mid-write never leaves a half-written file in place),
+and the guard every image read goes through."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from vpi.errors import VpiError
+from PIL import Image
+
+from vpi.errors import DataError, VpiError
+
+
+@contextlib.contextmanager
+def image_size_guard(path: str | Path, what: str) -> Iterator[None]:
+    """Turn PIL's decompression-bomb guard into one DataError naming the file.
+
+    Over ``Image.MAX_IMAGE_PIXELS`` PIL only warns, and would then decode the image; over twice
+    that it raises. Both are refused: such a file is a decompression bomb or far larger than the
+    graphs' input side, to which it would be resized anyway.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            yield
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise DataError(
+                f"{what} {str(path)!r} has more than {Image.MAX_IMAGE_PIXELS:,} pixels, the limit "
+                "PIL sets against decompression bombs (PIL.Image.MAX_IMAGE_PIXELS): resize it"
+            ) from None
 
 
 @contextlib.contextmanager

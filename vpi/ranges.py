@@ -1,8 +1,27 @@
-"""Parsing the integer lists that sweeps take on the command line: `1..10`, `1,2,4,8`, `6`."""
+"""The K and L ranges, and parsing the integer lists that sweeps take: `1..10`, `1,2,4,8`, `6`.
+
+``check_shots`` and ``check_samples`` are the one statement of what K (support pairs) and L
+(prototype samples) may be: the graphs reduce over both axes, so an empty one would give NaN
+without a word. The runners pass their engine's own maxima, the model the exported range.
+"""
 
 from __future__ import annotations
 
-from vpi.errors import ConfigError
+from vpi.errors import ConfigError, DataError
+
+
+def check_shots(shots: int, maximum: int) -> None:
+    """K must lie in 1..maximum (10, or a TensorRT engine's profile)."""
+    if not 1 <= shots <= maximum:
+        raise DataError(
+            f"the support set has {shots} image/mask pairs; this prior encoder takes 1 to {maximum}"
+        )
+
+
+def check_samples(samples: int, maximum: int) -> None:
+    """L must lie in 1..maximum (16, or a TensorRT engine's profile)."""
+    if not 1 <= samples <= maximum:
+        raise ConfigError(f"samples (L) is {samples}; this decoder takes 1 to {maximum}")
 
 
 def parse_int_list(text: str, *, name: str, low: int, high: int) -> list[int]:

@@ -14,24 +14,24 @@ from vpi.errors import BackendError, ConfigError
 from vpi.export import tensorrt as trt_export
 from vpi.graphs import GraphSpec
 from vpi.manifest import check_vpi_version, major_minor, read_manifest
+from vpi.ranges import check_samples
 from vpi.runtime import tensorrt_compat
-from vpi.runtime.base import check_samples
 from vpi.runtime.tensorrt_runner import TORCH_DTYPES, engine_info
 
 SPEC = GraphSpec(64, 16)
 
 
-@pytest.mark.parametrize(("version", "precision", "flags", "typed", "dtype"), [
-    ("10.3.0", "fp16", ("FP16",), False, torch.float32),
-    ("10.13.2.6", "bf16", ("BF16",), False, torch.float32),
-    ("10.3.0", "fp32", (), False, torch.float32),
-    ("11.0.0", "fp16", (), True, torch.float16),
-    ("11.2.1", "bf16", (), True, torch.bfloat16),
-    ("12.0.0", "fp32", (), True, torch.float32),
+@pytest.mark.parametrize(("version", "precision", "dtype", "tf32"), [
+    ("10.0.1", "fp16", torch.float16, True),
+    ("10.13.2.6", "bf16", torch.bfloat16, True),
+    ("10.3.0", "fp32", torch.float32, False),
+    ("11.0.0", "fp16", torch.float16, True),
+    ("11.2.1", "bf16", torch.bfloat16, True),
+    ("12.0.0", "fp32", torch.float32, False),
 ])
-def test_precision_branches_on_the_major_version(version, precision, flags, typed, dtype):
+def test_one_strongly_typed_plan_for_every_version(version, precision, dtype, tf32):
     plan = trt_export.precision_plan(version, precision)
-    assert (plan.builder_flags, plan.strongly_typed, plan.graph_dtype) == (flags, typed, dtype)
+    assert (plan.precision, plan.graph_dtype, plan.tf32) == (precision, dtype, tf32)
 
 
 def test_unusable_precisions_and_versions():
@@ -58,13 +58,25 @@ def test_profiles_cover_k_1_to_10_and_l_1_to_16():
 
 def test_engines_of_another_tensorrt_or_gpu_are_refused():
     info = {"tensorrt_version": "10.3.0", "compute_capability": "8.9", "gpu": "NVIDIA L4"}
-    tensorrt_compat.check_engine_compatibility(info, "10.3.0", "8.9", "'e'")
+    here = {"gpu": "NVIDIA L4", "compute_capability": "8.9"}
+    assert tensorrt_compat.check_engine_compatibility(info, "10.3.0", here, "'e'") is None
     with pytest.raises(BackendError, match="built with TensorRT 10.3.0, but this machine has "
                                            "TensorRT 10.4.0 .* rebuild it here"):
-        tensorrt_compat.check_engine_compatibility(info, "10.4.0", "8.9", "'e'")
+        tensorrt_compat.check_engine_compatibility(info, "10.4.0", here, "'e'")
     with pytest.raises(BackendError, match="compute capability 8.9 \\(NVIDIA L4\\), but this GPU "
                                            "is 9.0"):
-        tensorrt_compat.check_engine_compatibility(info, "10.3.0", "9.0", "'e'")
+        tensorrt_compat.check_engine_compatibility(
+            info, "10.3.0", {"gpu": "NVIDIA H100", "compute_capability": "9.0"}, "'e'")
+
+
+def test_an_engine_from_another_gpu_of_equal_capability_is_a_warning():
+    info = {"tensorrt_version": "10.3.0", "compute_capability": "9.0", "gpu": "NVIDIA H100"}
+    warning = tensorrt_compat.check_engine_compatibility(
+        info, "10.3.0", {"gpu": "NVIDIA H200", "compute_capability": "9.0"}, "'e'")
+    assert warning == (
+        "the TensorRT engines in 'e' were built on NVIDIA H100 and run here on NVIDIA H200 (same "
+        "compute capability 9.0): they work, but may be slower than engines tuned here; rebuild "
+        "it here with `vpi export CHECKPOINT --engine trt`")
 
 
 def test_timing_cache_location_and_fail_open_read(tmp_path, monkeypatch):
@@ -114,7 +126,7 @@ class _Recorder:
         module = types.ModuleType("tensorrt")
         module.__version__ = version
         module.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda s, level: None})
-        module.BuilderFlag = types.SimpleNamespace(FP16="FP16", BF16="BF16")
+        module.BuilderFlag = types.SimpleNamespace(TF32="TF32")  # what 11 keeps of it
         module.NetworkDefinitionCreationFlag = types.SimpleNamespace(STRONGLY_TYPED=0)
         module.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
         module.Builder = lambda logger: self
@@ -133,7 +145,8 @@ class _Recorder:
         return record
 
 
-@pytest.mark.parametrize(("version", "precision"), [("10.3.0", "fp16"), ("11.0.0", "fp16")])
+@pytest.mark.parametrize("version", ["10.3.0", "11.1.0"])
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
 def test_builder_follows_the_plan(tmp_path, monkeypatch, version, precision):
     fake = _Recorder(version)
     monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
@@ -147,9 +160,15 @@ def test_builder_follows_the_plan(tmp_path, monkeypatch, version, precision):
     assert all(path.read_bytes() == b"plan" for path in plans.values())
     assert (tmp_path / "timing.cache").read_bytes() == b"cache"
     assert info["tensorrt_version"] == version and info["compute_capability"] == "9.0"
+    assert info["gpu"] == "NVIDIA H100" and info["strongly_typed"] is True
+    assert info["tf32"] is (precision != "fp32")
     assert info["profiles"] == trt_export.optimization_profiles(SPEC)
     names = [call[0] for call in fake.calls]
     assert names.count("build_serialized_network") == 2
-    assert (("set_flag", "FP16") in fake.calls) == (version.startswith("10."))
-    assert ("create_network", 1 if plan.strongly_typed else 0) in fake.calls
+    # strongly typed on every version: the precision is the graph's, never a builder flag
+    assert names.count("create_network") == 2 and ("create_network", 1) in fake.calls
+    assert "set_flag" not in names
+    assert names.count("clear_flag") == (2 if precision == "fp32" else 0)
+    if precision == "fp32":
+        assert ("clear_flag", "TF32") in fake.calls
     assert ("set_shape", "prototypes", [1, 16], [6, 16], [16, 16]) in fake.calls

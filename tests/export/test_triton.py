@@ -1,16 +1,17 @@
 """The Triton model repository: configs that parse against Triton's schema and match their graphs,
-an ensemble whose maps connect, the runtime's answer for the same noise, identical bytes on a second
-write, and bad input refused in one line with nothing overwritten.
+an ensemble whose maps connect through the request validator, the runtime's answer for the same
+noise, identical bytes on a second write, and bad input refused in one line with nothing overwritten.
+(test_triton_server.py serves the repository with a real Triton server.)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import json
 import re
 import shutil
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import numpy as np
 import onnxruntime as ort
@@ -28,6 +29,7 @@ from vpi.export import triton, write_triton_repository
 from vpi.export.tensorrt import optimization_profiles
 from vpi.export.triton_check import check_repository
 from vpi.export.triton_graphs import triton_profiles, triton_signatures
+from vpi.export.triton_validator import shape_problem
 from vpi.graphs import GraphSpec
 from vpi.model import VPIModel
 from vpi.runtime import Segmenter, TorchRunner, find_support_pairs, load_support
@@ -37,36 +39,32 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny preset, randomly initialised as in ``tiny_checkpoint``, shared by the module."""
-    config = get_preset("tiny")
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("triton")
-    return save_checkpoint(folder / "tiny.pt", VPIModel(config.model).eval(), config, step=0)
-
-
-@pytest.fixture(scope="module")
 def repo(checkpoint: Path) -> Path:
     return write_triton_repository(checkpoint, checkpoint.parent / "model_repository")
 
 
-@pytest.fixture(scope="module")
-def client() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("triton_client", EXAMPLES / "triton_client.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def validator_axes(config: model_config_pb2.ModelConfig) -> dict:
+    """The request validator's axes, read from its config as its model.py reads them."""
+    return {name: json.loads(value.string_value) for name, value in config.parameters.items()}
 
 
 def run_ensemble(repo: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """What Triton does with the ensemble: each step's ONNX model, fed and read through its maps."""
-    ensemble = check_repository(repo)["vpi"]
+    """What Triton does with the ensemble: the validator's check (the request must pass it), then
+    each graph's ONNX model, fed and read through the maps."""
+    configs = check_repository(repo)
+    ensemble = configs["vpi"]
     tensors = dict(inputs)
     for step in ensemble.ensemble_scheduling.step:
-        session = ort.InferenceSession(str(repo / step.model_name / "1" / "model.onnx"),
-                                       providers=["CPUExecutionProvider"])
         feeds = {key: tensors[value] for key, value in step.input_map.items()}
-        results = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds), strict=True))
+        if step.model_name == triton.VALIDATOR:
+            shapes = {name: array.shape for name, array in feeds.items()}
+            assert shape_problem(shapes, validator_axes(configs[step.model_name])) is None
+            results = feeds
+        else:
+            session = ort.InferenceSession(str(repo / step.model_name / "1" / "model.onnx"),
+                                           providers=["CPUExecutionProvider"])
+            outputs = [o.name for o in session.get_outputs()]
+            results = dict(zip(outputs, session.run(None, feeds), strict=True))
         tensors.update({value: results[key] for key, value in step.output_map.items()})
     return {t.name: tensors[t.name] for t in ensemble.output}
 
@@ -75,6 +73,8 @@ def test_configs_parse_and_name_the_graphs_tensors(repo):
     configs = check_repository(repo)  # schema, tensors vs ONNX, ensemble maps
     assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*")) == [
         "prior_encoder", "prior_encoder/1", "prior_encoder/1/model.onnx", "prior_encoder/config.pbtxt",
+        "request_validator", "request_validator/1", "request_validator/1/model.py",
+        "request_validator/config.pbtxt",
         "segmentation_decoder", "segmentation_decoder/1", "segmentation_decoder/1/model.onnx",
         "segmentation_decoder/config.pbtxt", "vpi", "vpi/1", "vpi/config.pbtxt",
     ]
@@ -90,12 +90,29 @@ def test_configs_parse_and_name_the_graphs_tensors(repo):
         "noise": [-1, 16]}
     assert {t.name: list(t.dims) for t in configs["prior_encoder"].input} == {
         "support_images": [-1, 3, 64, 64], "support_masks": [-1, 1, 64, 64]}
+    validator = configs["request_validator"]
+    assert validator.backend == "python" and validator.max_batch_size == 0
+    assert [(g.count, g.kind) for g in validator.instance_group] == [
+        (1, model_config_pb2.ModelInstanceGroup.KIND_CPU)]
+    source = triton.VALIDATOR_SOURCE.read_bytes()
+    assert (repo / "request_validator" / "1" / "model.py").read_bytes() == source
+    checked = {"support_images": [-1, 3, 64, 64], "support_masks": [-1, 1, 64, 64], "noise": [-1, 16]}
+    assert {t.name: list(t.dims) for t in validator.input} == checked
+    assert {t.name: list(t.dims) for t in validator.output} == checked
+    assert validator_axes(validator) == {
+        "K": {"min": 1, "max": 10, "what": "support pairs",
+              "tensors": {"support_images": 0, "support_masks": 0}},
+        "L": {"min": 1, "max": 16, "what": "samples of z", "tensors": {"noise": 0}}}
     ensemble = configs["vpi"]
     assert ensemble.platform == "ensemble" and ensemble.max_batch_size == 0
     assert [t.name for t in ensemble.input] == ["support_images", "support_masks", "query_image", "noise"]
     assert [t.name for t in ensemble.output] == ["probability", "uncertainty"]
-    assert [s.model_name for s in ensemble.ensemble_scheduling.step] == [
-        "prior_encoder", "segmentation_decoder"]
+    steps = ensemble.ensemble_scheduling.step
+    assert [s.model_name for s in steps] == ["request_validator", "prior_encoder", "segmentation_decoder"]
+    assert dict(steps[0].output_map) == {name: f"checked_{name}" for name in checked}
+    assert dict(steps[1].input_map) == {"support_images": "checked_support_images",
+                                        "support_masks": "checked_support_masks"}
+    assert dict(steps[2].input_map)["noise"] == "checked_noise"
 
 
 BROKEN = [
@@ -107,11 +124,13 @@ BROKEN = [
     ("prior_encoder", "max_batch_size: 0", "max_batch_size: 0\nbatching: true",
      "is not a valid Triton model config"),
     ("prior_encoder", 'name: "prior_encoder"', 'name: "prior"', "names the model 'prior'"),
-    ("vpi", '      input_map { key: "noise" value: "noise" }\n', "",
+    ("vpi", '      input_map { key: "noise" value: "checked_noise" }\n', "",
      "step 'segmentation_decoder' leaves the model's input 'noise' unmapped"),
+    ("vpi", 'input_map { key: "noise" value: "checked_noise" }', 'input_map { key: "noise" value: "noise" }',
+     "step 'segmentation_decoder' reads the request's 'noise' unchecked .* from the 'request_validator'"),
     ("vpi", 'key: "prior_mean" value: "prior_mean" }\n      input_map', 'key: "prior_mean" value: "mean" }\n'
      "      input_map", "reads 'prior_mean' from 'mean', which no ensemble input or earlier step"),
-    ("vpi", 'key: "query_image" value: "query_image"', 'key: "query_image" value: "support_images"',
+    ("vpi", 'key: "query_image" value: "query_image"', 'key: "query_image" value: "checked_support_images"',
      r"input 'query_image' is TYPE_FP32 \[-1, 3, 64, 64\], but model 'segmentation_decoder' has"),
     ("vpi", 'output_map { key: "probability" value: "probability" }',
      'output_map { key: "probability" value: "p" }', "ensemble output 'probability' is produced by no step"),
@@ -131,6 +150,31 @@ def test_checks_catch_a_broken_repository(repo, tmp_path, model, old, new, messa
     path.write_text(text.replace(old, new, 1))
     with pytest.raises(VpiError, match=message):
         check_repository(broken)
+
+
+SHAPES = {"support_images": (3, 3, 64, 64), "support_masks": (3, 1, 64, 64), "noise": (6, 16)}
+REFUSED_SHAPES = [
+    ({"support_images": (0, 3, 64, 64), "support_masks": (0, 1, 64, 64)},
+     "'support_images' has K = 0 (support pairs, axis 0), but K must be 1 to 10"),
+    ({"support_images": (11, 3, 64, 64), "support_masks": (11, 1, 64, 64)}, "has K = 11 "),
+    ({"support_masks": (2, 1, 64, 64)},
+     "'support_masks' has K = 2 (support pairs, axis 0), but 'support_images' has K = 3: they must agree"),
+    ({"noise": (0, 16)}, "'noise' has L = 0 (samples of z, axis 0), but L must be 1 to 16"),
+    ({"noise": (17, 16)}, "'noise' has L = 17 "),
+]
+
+
+@pytest.mark.parametrize(("changes", "message"), REFUSED_SHAPES)
+def test_validator_refuses_a_k_or_l_the_graphs_do_not_take(repo, changes, message):
+    axes = validator_axes(check_repository(repo)["request_validator"])
+    assert message in shape_problem({**SHAPES, **changes}, axes)
+
+
+def test_validator_passes_the_ends_of_each_range(repo):
+    axes = validator_axes(check_repository(repo)["request_validator"])
+    for k, samples in ((1, 1), (10, 16)):
+        shapes = {"support_images": (k, 3, 64, 64), "support_masks": (k, 1, 64, 64), "noise": (samples, 16)}
+        assert shape_problem(shapes, axes) is None
 
 
 def test_ensemble_gives_the_runtime_answer_for_the_same_noise(checkpoint, repo, client):
@@ -305,13 +349,13 @@ def test_client_end_to_end_with_a_stand_in_server(checkpoint, repo, client, monk
         def __init__(self, url: str) -> None:
             assert url == "localhost:8001"
 
-        def get_model_metadata(self, model: str, as_json: bool) -> dict:
-            assert model == "vpi" and as_json
+        def get_model_metadata(self, model: str, as_json: bool, client_timeout: float) -> dict:
+            assert model == "vpi" and as_json and client_timeout == 60.0
             return {"inputs": [{"name": t.name, "datatype": "FP32", "shape": [str(d) for d in t.dims]}
                                for t in ensemble.input]}
 
-        def infer(self, model: str, inputs: list, outputs: list) -> SimpleNamespace:
-            assert [o.name() for o in outputs] == ["probability", "uncertainty"]
+        def infer(self, model: str, inputs: list, outputs: list, client_timeout: float) -> SimpleNamespace:
+            assert [o.name() for o in outputs] == ["probability", "uncertainty"] and client_timeout == 60.0
             arrays = {i.name(): np.frombuffer(i._get_content(), np.float32).reshape(i.shape())
                       for i in inputs}  # what the server would decode
             return SimpleNamespace(as_numpy=run_ensemble(repo, arrays).__getitem__)

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torchvision
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from vpi.config import BACKBONES
@@ -76,3 +77,26 @@ def test_corrupt_packaged_copy_fails_the_hash_check(monkeypatch, tmp_path):
     monkeypatch.setattr(weights.importlib.resources, "files", lambda _: tmp_path / "pkg")
     with pytest.raises(ConfigError, match="sha256"):
         imagenet_weights_path("mobilenet_v2")
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_mid_depth_ends_before_the_last_stage_at_the_same_strides(name):
+    full, mid = build_backbone(name).eval(), build_backbone(name, depth="mid").eval()
+    x = torch.rand(1, 3, 64, 48)
+    with torch.no_grad():
+        features = mid(x)
+    assert features.deep.shape[-2:] == (8, 6)
+    assert [f.shape[1] for f in features] == list(mid.channels)
+    assert mid.channels[1:] == full.channels[1:]
+    assert sum(p.numel() for p in mid.parameters()) < sum(p.numel() for p in full.parameters())
+
+
+def test_mid_depth_loads_the_same_imagenet_state_dict():
+    model = torchvision.models.resnet18(weights=None)
+    mid = build_backbone("resnet18", model.state_dict(), depth="mid")
+    torch.testing.assert_close(mid.deep_stage[0].conv1.weight, model.layer3[0].conv1.weight)
+
+
+def test_unknown_depth_is_one_clear_error():
+    with pytest.raises(ConfigError, match="encoder depth 'shallow'"):
+        build_backbone("tiny", depth="shallow")

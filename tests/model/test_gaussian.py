@@ -1,3 +1,4 @@
+import math
 
 import pytest
 import torch
@@ -8,13 +9,14 @@ from vpi.model.gaussian import (
     masked_average_pool,
     sample_prototypes,
 )
+from vpi.model.nets import LOGVAR_RANGE
 
 
 def test_variance_weighted_aggregation_matches_eq6_by_hand():
     # Two shots, one latent dim: means 1 and 4, variances 1 and 3.
     mean = torch.tensor([[[1.0], [4.0]]])
-    var = torch.tensor([[[1.0], [3.0]]])
-    agg_mean, agg_var = aggregate_priors(mean, var, "variance")
+    logvar = torch.tensor([[[1.0], [3.0]]]).log()
+    agg_mean, agg_var = aggregate_priors(mean, logvar, "variance")
     # mu = (1/1 * 1 + 1/3 * 4) / (1/1 + 1/3) = (7/3) / (4/3) = 1.75; var = 2 / (4/3) = 1.5
     assert agg_mean.item() == pytest.approx(1.75)
     assert agg_var.item() == pytest.approx(1.5)
@@ -22,18 +24,56 @@ def test_variance_weighted_aggregation_matches_eq6_by_hand():
 
 def test_plain_mean_aggregation_matches_eq10_by_hand():
     mean = torch.tensor([[[1.0, 0.0], [4.0, 2.0]]])
-    var = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
-    agg_mean, agg_var = aggregate_priors(mean, var, "mean")
-    assert agg_mean.tolist() == [[2.5, 1.0]]
-    assert agg_var.tolist() == [[2.0, 3.0]]
+    logvar = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]]).log()
+    agg_mean, agg_var = aggregate_priors(mean, logvar, "mean")
+    torch.testing.assert_close(agg_mean, torch.tensor([[2.5, 1.0]]))
+    torch.testing.assert_close(agg_var, torch.tensor([[2.0, 3.0]]))
 
 
 def test_one_shot_aggregation_is_identity_for_both_rules():
-    mean, var = torch.randn(3, 1, 5), torch.rand(3, 1, 5) + 0.1
+    mean, logvar = torch.randn(3, 1, 5), torch.randn(3, 1, 5)
     for rule in ("variance", "mean"):
-        m, v = aggregate_priors(mean, var, rule)
+        m, v = aggregate_priors(mean, logvar, rule)
         torch.testing.assert_close(m, mean[:, 0])
-        torch.testing.assert_close(v, var[:, 0])
+        torch.testing.assert_close(v, logvar[:, 0].exp())
+
+
+def _eq6_eq10_float64(mean: torch.Tensor, logvar: torch.Tensor) -> dict[str, tuple]:
+    """The textbook formulas, 1 / var summed, in float64 where nothing overflows."""
+    mean, var = mean.double(), logvar.double().exp()
+    precision = 1.0 / var
+    total = precision.sum(-2)
+    return {"variance": ((precision * mean).sum(-2) / total, var.shape[-2] / total),
+            "mean": (mean.mean(-2), var.mean(-2))}
+
+
+LOW, HIGH = LOGVAR_RANGE
+
+
+@pytest.mark.parametrize("case", ["all at -10", "all at +10", "both clamps", "uniform"])
+@pytest.mark.parametrize("rule", ["variance", "mean"])
+def test_ten_shots_at_the_logvar_clamps_stay_finite_and_exact_in_fp16(case, rule):
+    # In fp16, ten precisions exp(10) sum to 2.2e5 > 65504 and ten variances exp(10) too.
+    gen = torch.Generator().manual_seed(0)
+    shape = (4, 10, 32)
+    logvar = {
+        "all at -10": torch.full(shape, LOW),
+        "all at +10": torch.full(shape, HIGH),
+        "both clamps": torch.where(torch.rand(shape, generator=gen) > 0.5, HIGH, LOW),
+        "uniform": torch.empty(shape).uniform_(LOW, HIGH, generator=gen),
+    }[case].half()
+    mean = (3.0 * torch.randn(shape, generator=gen)).half()  # inputs exact in both dtypes
+    ref_mean, ref_var = _eq6_eq10_float64(mean, logvar)[rule]
+    scale = float(mean.abs().max())
+    for dtype, rtol in ((torch.float32, 1e-6), (torch.float16, 2e-3)):
+        got_mean, got_var = aggregate_priors(mean.to(dtype), logvar.to(dtype), rule)
+        assert got_mean.dtype == got_var.dtype == dtype
+        assert bool(torch.isfinite(got_mean).all() and torch.isfinite(got_var).all())
+        # means at the scale of the inputs; variances, which span e^-10..e^10, relatively
+        torch.testing.assert_close(got_mean.double(), ref_mean, rtol=0, atol=rtol * scale)
+        torch.testing.assert_close(got_var.double(), ref_var, rtol=rtol, atol=0)
+    if case == "all at -10":  # K / sum(1 / var) of equal variances is that variance
+        assert float(ref_var.max()) == pytest.approx(math.exp(LOW), rel=1e-3)
 
 
 def test_unknown_aggregation_is_rejected():

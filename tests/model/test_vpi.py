@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from vpi.data.episode import IGNORE_INDEX, EpisodeBatch
+from vpi.errors import ConfigError, DataError
 from vpi.model import VPIModel
 
 
@@ -33,6 +34,14 @@ def test_batched_decoding_equals_one_sample_at_a_time(tiny_model):
     batched = tiny_model.decode(features, z, (64, 64))
     looped = torch.cat([tiny_model.decode(features, z[:, i : i + 1], (64, 64)) for i in range(6)], 1)
     torch.testing.assert_close(batched, looped, atol=1e-5, rtol=1e-5)
+
+
+def test_no_shots_or_no_samples_are_refused_rather_than_averaged_to_nan(tiny_model):
+    b = _batch(batch=1)
+    with pytest.raises(DataError, match="the support set has 0 image/mask pairs"):
+        tiny_model.prior(b.support_images[:, :0], b.support_masks[:, :0])
+    with pytest.raises(ConfigError, match="samples \\(L\\) is 0; this decoder takes 1 to 16"):
+        tiny_model.predict(b.support_images, b.support_masks, b.query_image, samples=0)
 
 
 def test_same_generator_seed_gives_same_prediction(tiny_model):

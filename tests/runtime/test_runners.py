@@ -119,8 +119,10 @@ class TestRunner:
     def test_rejects_bad_inputs_with_received_and_expected(self, case):
         runner, _ = case
         images, masks = _support(3)
-        with pytest.raises(DataError, match=r"11 image/mask pairs; this prior encoder takes 1 to 10"):
-            runner.run_prior(torch.rand(11, 3, 64, 64), torch.ones(11, 1, 64, 64))
+        for shots in (0, 11):
+            with pytest.raises(DataError, match=f"has {shots} image/mask pairs; this prior "
+                                                "encoder takes 1 to 10"):
+                runner.run_prior(torch.rand(shots, 3, 64, 64), torch.ones(shots, 1, 64, 64))
         with pytest.raises(DataError, match=r"support images has shape \(3, 3, 32, 32\), expected "
                                             r"\(N, 3, 64, 64\)"):
             runner.run_prior(torch.rand(3, 3, 32, 32), masks)

@@ -90,13 +90,21 @@ def test_bad_arguments_are_named():
         segmenter.encode_support(images, [masks[0], np.zeros_like(masks[1])])
     with pytest.raises(DataError, match="'mask of #1' is 32×64 but its image '#1' is 64×64"):
         segmenter.encode_support(images[:1], [masks[0][:, :32]])
-    with pytest.raises(DataError, match="the support set is empty"):
+    with pytest.raises(DataError, match="the support set has 0 image/mask pairs; this prior "
+                                       "encoder takes 1 to 10"):
         segmenter.encode_support([], [])
     prior = segmenter.encode_support(images, masks)
     query = blob_pair(9)[0]
     with pytest.raises(ConfigError, match="threshold is 1.0"):
         segmenter.segment(query, prior, threshold=1.0)
-    with pytest.raises(ConfigError, match="samples \\(L\\) is 17; this decoder takes 1 to 16"):
-        segmenter.segment(query, prior, samples=17)
+    for samples in (0, 17):
+        with pytest.raises(ConfigError, match=f"samples \\(L\\) is {samples}; this decoder "
+                                              "takes 1 to 16"):
+            segmenter.segment(query, prior, samples=samples)
     with pytest.raises(DataError, match="query must be \\(H, W, 3\\) uint8, got float32"):
         segmenter.segment(query.astype(np.float32), prior)
+    calls = []
+    segmenter.runner.run_prior = lambda *args: calls.append(1)
+    with pytest.raises(DataError, match="the support set has 11 image/mask pairs"):
+        segmenter.encode_support(*_support(11))
+    assert not calls  # refused before any preprocessing or encoding

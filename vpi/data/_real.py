@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from vpi.data.episode import IGNORE_INDEX, Episode
 from vpi.data.transforms import augment_pair, resize_pair, to_tensor_image, to_tensor_mask
 from vpi.errors import DataError
+from vpi.io import image_size_guard
 
 SAMPLINGS = ("walk", "pair", "class")
 T = TypeVar("T")
@@ -198,7 +199,7 @@ def read_label(path: Path, name: str, mode: str | None = None) -> np.ndarray:
 def open_image(path: Path, name: str) -> Image.Image:
     """An image file, fully read, or a DataError naming it (``name``: the dataset's)."""
     try:
-        with Image.open(path) as image:
+        with image_size_guard(path, f"{name}: image"), Image.open(path) as image:
             image.load()
             return image
     except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:

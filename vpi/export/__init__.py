@@ -4,7 +4,8 @@
 maps one query and L prototypes to the mean probability and its variance. ``manifest.json`` beside
 them records versions, shapes, the checkpoint's hash and config, and the parity with PyTorch.
 ``write_triton_repository`` writes a Triton model repository instead: the prior encoder, a decoder
-that samples z from the prior and client-drawn noise, and the ensemble that chains them.
+that samples z from the prior and client-drawn noise, a request validator that refuses K or L out
+of range, and the ensemble that chains them.
 """
 
 from vpi.export.pipeline import export_model

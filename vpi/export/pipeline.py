@@ -190,7 +190,7 @@ def _parity(backend: str, model: VPIModel, spec: GraphSpec, stage: Path) -> dict
 def _build_tensorrt(
     model: VPIModel, spec: GraphSpec, stage: Path, plan: PrecisionPlan, opset: int | None
 ) -> dict[str, Any]:
-    """Engines from the fp32 graphs (TensorRT 10) or from typed copies (TensorRT 11+)."""
+    """Engines from the fp32 graphs, or for fp16/bf16 from typed copies (strongly typed builds)."""
     sources = {name: stage / file for name, file in GRAPH_FILES.items()}
     if plan.graph_dtype != torch.float32:
         suffix = f".{plan.precision}.onnx"

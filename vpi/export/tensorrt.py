@@ -6,10 +6,12 @@ precision per TensorRT major version, optimisation profiles, the timing-cache lo
 Python, tested without TensorRT. What a runner checks before loading an engine (the library, the
 GPU, the engine's fit) lives in ``vpi.runtime.tensorrt_compat``.
 
-Precision: TensorRT 10 builds the fp32 graph with the FP16/BF16 builder flag. TensorRT 11 removed
-those flags and builds strongly typed networks, so the precision must be in the graph: vpi then
-builds from a typed copy of the graphs (``vpi.model.graphs.typed_model``) whose encoder and
-decoder run in fp16/bf16 while pooling, exp, sigmoid and the mean/variance over L stay fp32.
+Precision: one strongly typed build for every TensorRT >= 10, with no FP16/BF16 builder flags
+(deprecated since 10.12, removed in 11, and free to run any layer in fp16). The precision is in
+the graph: fp16/bf16 engines are built from a typed copy of the graphs
+(``vpi.model.graphs.typed_model``) whose encoder and decoder run in fp16/bf16 while pooling, the
+K-shot aggregation, sigmoid and the mean/variance over L stay fp32. fp32 engines clear TF32
+(on by default), which would round convolution inputs to 10-bit mantissas.
 """
 
 from __future__ import annotations
@@ -47,26 +49,22 @@ def tensorrt_major(version: str) -> int:
 
 @dataclass(frozen=True)
 class PrecisionPlan:
-    """How one TensorRT version gets one precision: builder flags, or a typed graph."""
+    """How an engine gets its precision: from the types of the graph it is built from."""
 
     precision: str
-    builder_flags: tuple[str, ...]  # names in trt.BuilderFlag
-    strongly_typed: bool
     graph_dtype: torch.dtype  # the dtype of the graph's convolutions that TensorRT parses
+    tf32: bool  # whether fp32 layers may round their inputs to TF32
 
 
 def precision_plan(tensorrt_version: str, precision: str) -> PrecisionPlan:
-    """TensorRT 10: fp32 graph + FP16/BF16 flag. TensorRT 11+: typed graph, strongly typed."""
+    """The same strongly typed plan for every TensorRT >= 10; fp32 without TF32, since the parity
+    check holds fp32 engines to 1e-3 of PyTorch."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision is {precision!r}; choose one of: {', '.join(PRECISIONS)}")
-    major = tensorrt_major(tensorrt_version)
-    if major < 10:
+    if tensorrt_major(tensorrt_version) < 10:
         raise BackendError(f"TensorRT {tensorrt_version} is too old: vpi needs TensorRT 10 or newer")
     dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
-    if major == 10:
-        flags = {"fp16": ("FP16",), "bf16": ("BF16",), "fp32": ()}[precision]
-        return PrecisionPlan(precision, flags, False, torch.float32)
-    return PrecisionPlan(precision, (), True, dtypes[precision])
+    return PrecisionPlan(precision, dtypes[precision], tf32=precision != "fp32")
 
 
 def optimization_profiles(spec: GraphSpec) -> dict[str, dict[str, list[list[int]]]]:
@@ -133,7 +131,8 @@ def build_engines(
         "tensorrt_version": trt.__version__,
         **fingerprint,
         "precision": plan.precision,
-        "strongly_typed": plan.strongly_typed,
+        "strongly_typed": True,
+        "tf32": plan.tf32,
         "profiles": profiles,
         "files": {name: path.name for name, path in plan_paths.items()},
         "built_from": {name: path.name for name, path in onnx_paths.items()},
@@ -151,17 +150,16 @@ def _build(
     cache: bytes,
 ) -> tuple[bytes, bytes]:
     builder = trt.Builder(logger)
-    typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-    flags = 1 << int(typed) if plan.strongly_typed and typed is not None else 0
-    network = builder.create_network(flags)
+    # Required on TensorRT 10 to take the graph's own types; accepted and ignored by 11.
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise BackendError(f"TensorRT cannot parse {onnx_path.name}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    for flag in plan.builder_flags:
-        config.set_flag(getattr(trt.BuilderFlag, flag))
+    if not plan.tf32:
+        config.clear_flag(trt.BuilderFlag.TF32)
     profile = builder.create_optimization_profile()
     for name, (low, opt, high) in profile_shapes.items():
         profile.set_shape(name, low, opt, high)

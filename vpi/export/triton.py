@@ -2,9 +2,10 @@
 
 Layout (``platform`` onnxruntime_onnx, or tensorrt_plan with ``model.plan`` for ``engine="trt"``)::
 
+    REPO/request_validator/config.pbtxt, 1/model.py       refuses K or L out of range (Python backend)
     REPO/prior_encoder/config.pbtxt, 1/model.onnx         support pairs -> prior mean, variance
     REPO/segmentation_decoder/config.pbtxt, 1/model.onnx  query + prior + noise -> maps
-    REPO/vpi/config.pbtxt, 1/                             the ensemble chaining the two
+    REPO/vpi/config.pbtxt, 1/                             the ensemble chaining the three
 
 The repository is built in a staging folder beside REPO, checked (onnx's checker, the graphs'
 signatures, parity with eager PyTorch) and only then moved into place, so a failure leaves an earlier
@@ -14,6 +15,7 @@ same bytes.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -44,14 +46,23 @@ from vpi.runtime.tensorrt_compat import import_tensorrt
 from vpi.runtime.torch_runner import TorchRunner
 
 ENSEMBLE = "vpi"
-MODELS = ("prior_encoder", "segmentation_decoder", ENSEMBLE)
+VALIDATOR = "request_validator"
+MODELS = (VALIDATOR, "prior_encoder", "segmentation_decoder", ENSEMBLE)
 VERSION = "1"
 CONFIG = "config.pbtxt"
 PLATFORMS = {"onnx": ("onnxruntime_onnx", "model.onnx"), "trt": ("tensorrt_plan", "model.plan")}
+PYTHON_MODEL = "model.py"
+VALIDATOR_SOURCE = Path(__file__).with_name("triton_validator.py")
+AXES = {"K": "support pairs", "L": "samples of z"}  # the graphs' named axes
 _WHY_NO_BATCHING = (
     "# max_batch_size 0: K (support pairs) and L (noise samples) are axes of the graphs themselves,\n"
     "# not a batch of independent requests, so Triton's dynamic batching does not apply. -1 marks\n"
     "# those axes: K in 1..{shots}, L in 1..{samples}.\n"
+)
+_WHY_VALIDATOR = (
+    "# Triton lets a -1 axis take any size, 0 included, and the graphs would answer NaN for K = 0:\n"
+    "# this model refuses a K or L out of range before any graph runs and passes the checked\n"
+    "# tensors on. Each parameter names an axis, its range and the tensors that carry it.\n"
 )
 _WHY_NOISE = (
     "# An ensemble cannot draw random numbers: the client sends noise (L, D) ~ N(0, I), drawn with\n"
@@ -109,6 +120,10 @@ def write_triton_repository(
         for name, signature in signatures.items():
             text = header + model_config_text(name, platform, signature, gpu=engine == "trt")
             (stage / name / CONFIG).write_text(text)
+        (stage / VALIDATOR / VERSION).mkdir(parents=True)
+        (stage / VALIDATOR / VERSION / PYTHON_MODEL).write_bytes(VALIDATOR_SOURCE.read_bytes())
+        (stage / VALIDATOR / CONFIG).write_text(header + _WHY_VALIDATOR + validator_config_text(
+            validator_signature(signatures), spec))
         (stage / ENSEMBLE / VERSION).mkdir(parents=True)  # Triton needs it, even empty
         (stage / ENSEMBLE / CONFIG).write_text(header + _WHY_NOISE + ensemble_config_text(signatures))
         _move_into_place(stage, repo, Path(tmp) / "replaced")
@@ -125,25 +140,59 @@ def model_config_text(name: str, platform: str, signature: Signature, *, gpu: bo
     )
 
 
-def ensemble_config_text(signatures: dict[str, Signature]) -> str:
-    """The ``vpi`` ensemble: each step's tensors keep their names, so every map is the identity.
+def validator_signature(signatures: dict[str, Signature]) -> Signature:
+    """The request validator's tensors: the ensemble inputs with a named axis, in and out alike."""
+    checked = {t: d for t, d in ensemble_inputs(signatures).items() if any(isinstance(a, str) for a in d)}
+    return {"inputs": checked, "outputs": checked}
 
-    Its inputs are the step inputs no earlier step produces; its outputs are the last step's.
-    """
+
+def validator_config_text(signature: Signature, spec: GraphSpec) -> str:
+    """config.pbtxt of the request validator: one JSON parameter per named axis (see its model.py)."""
+    ranges = {"K": spec.max_shots, "L": spec.max_samples}
+    parameters = []
+    for axis, what in AXES.items():
+        tensors = {t: dims.index(axis) for t, dims in signature["inputs"].items() if axis in dims}
+        value = json.dumps({"min": 1, "max": ranges[axis], "what": what, "tensors": tensors})
+        # json.dumps of that text is also a valid protobuf text string (both escape '"' as \")
+        parameters.append(f'  {{\n    key: "{axis}"\n    value {{ string_value: {json.dumps(value)} }}\n  }}')
+    return (
+        f'name: "{VALIDATOR}"\nbackend: "python"\nmax_batch_size: 0\n'
+        + _tensors("input", signature["inputs"]) + _tensors("output", signature["outputs"])
+        + "parameters [\n" + ",\n".join(parameters) + "\n]\n"
+        + "instance_group [\n  {\n    count: 1\n    kind: KIND_CPU\n  }\n]\n"
+    )
+
+
+def ensemble_inputs(signatures: dict[str, Signature]) -> dict[str, list[int | str]]:
+    """What a client sends: the graphs' inputs that no earlier graph produces."""
     inputs: dict[str, list[int | str]] = {}
     produced: set[str] = set()
-    steps = []
-    for model, signature in signatures.items():
+    for signature in signatures.values():
         inputs.update({t: d for t, d in signature["inputs"].items() if t not in produced})
         produced.update(signature["outputs"])
-        maps = [f'      input_map {{ key: "{t}" value: "{t}" }}\n' for t in signature["inputs"]]
-        maps += [f'      output_map {{ key: "{t}" value: "{t}" }}\n' for t in signature["outputs"]]
+    return inputs
+
+
+def ensemble_config_text(signatures: dict[str, Signature]) -> str:
+    """The ``vpi`` ensemble: the request validator, then the graphs in the order given.
+
+    Tensors keep their names, except that the validator's outputs (its inputs, passed through)
+    become ``checked_<name>``, which is what the graphs then read. Its inputs are
+    ``ensemble_inputs``; its outputs are the last graph's.
+    """
+    carrier = {t: t for t in ensemble_inputs(signatures)}  # a step's tensor -> the ensemble's
+    steps = []
+    for model, signature in {VALIDATOR: validator_signature(signatures), **signatures}.items():
+        outputs = {t: f"checked_{t}" if t in signature["inputs"] else t for t in signature["outputs"]}
+        maps = [f'      input_map {{ key: "{t}" value: "{carrier[t]}" }}\n' for t in signature["inputs"]]
+        maps += [f'      output_map {{ key: "{t}" value: "{v}" }}\n' for t, v in outputs.items()]
+        carrier.update(outputs)
         steps.append(f'    {{\n      model_name: "{model}"\n      model_version: -1\n'
                      + "".join(maps) + "    }")
     last = signatures[list(signatures)[-1]]
     return (
         f'name: "{ENSEMBLE}"\nplatform: "ensemble"\nmax_batch_size: 0\n'
-        + _tensors("input", inputs) + _tensors("output", last["outputs"])
+        + _tensors("input", ensemble_inputs(signatures)) + _tensors("output", last["outputs"])
         + "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}\n"
     )
 
@@ -214,7 +263,7 @@ def _build_plans(
 ) -> None:
     """TensorRT plans with the served graphs' own profiles (noise takes L's range).
 
-    TensorRT 11 builds from typed copies of the graphs.
+    fp16/bf16 plans are built from typed copies of the graphs (strongly typed builds).
     """
     import_tensorrt()
     if plan.graph_dtype != torch.float32:

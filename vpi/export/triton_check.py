@@ -3,8 +3,9 @@
 Triton reads a config.pbtxt only when it loads the model; these checks catch beforehand what it
 would refuse then, or serve wrongly: text that does not parse against Triton's model-config schema
 (``tritonclient`` ships it as ``model_config_pb2``), a config whose tensors differ from the ONNX
-graph beside it, and an ensemble whose maps leave an input unused, a step's input unfed or an
-output unproduced. They need ``pip install tritonclient`` (a dev dependency), nothing else.
+graph beside it, an ensemble whose maps leave an input unused, a step's input unfed or an
+output unproduced, and a graph that reads a dynamic-sized request tensor the request validator
+has not checked. They need ``pip install tritonclient`` (a dev dependency), nothing else.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import onnx
 
 from vpi.errors import VpiError
-from vpi.export.triton import CONFIG, ENSEMBLE, MODELS, PLATFORMS, VERSION
+from vpi.export.triton import CONFIG, ENSEMBLE, MODELS, PLATFORMS, PYTHON_MODEL, VALIDATOR, VERSION
 
 Tensors = dict[str, tuple[str, list[int]]]  # name -> (Triton data type, dims with -1 for dynamic)
 
@@ -47,6 +48,9 @@ def check_repository(repo: str | Path) -> dict[str, Any]:
         elif config.platform == PLATFORMS["trt"][0]:
             if not (repo / name / VERSION / PLATFORMS["trt"][1]).is_file():
                 raise VpiError(f"{where} is a tensorrt_plan but {name}/{VERSION}/ holds no model.plan")
+        elif config.backend == "python":
+            if not (repo / name / VERSION / PYTHON_MODEL).is_file():
+                raise VpiError(f"{where} is a Python model but {name}/{VERSION}/ holds no {PYTHON_MODEL}")
         elif name != ENSEMBLE:
             raise VpiError(f"{where} has platform {config.platform!r}, which vpi does not write")
     check_ensemble(configs[ENSEMBLE], configs, str(repo / ENSEMBLE / CONFIG))
@@ -81,11 +85,13 @@ def check_ensemble(config: Any, models: dict[str, Any], where: str) -> None:
     """Every ensemble input is consumed, every step input fed, every ensemble output produced.
 
     Triton orders the steps by their data; vpi lists them in that order, and this check requires
-    it: a step may only read what an ensemble input or an earlier step provides.
+    it: a step may only read what an ensemble input or an earlier step provides. Only the request
+    validator may read an ensemble input with a -1 axis, since Triton lets that axis be any size.
     """
     if config.platform != "ensemble":
         raise VpiError(f"{where} has platform {config.platform!r}; the {ENSEMBLE!r} model is an ensemble")
     available = _tensors(config.input)
+    unchecked = {name for name, (_, dims) in available.items() if -1 in dims}
     consumed: set[str] = set()
     for step in config.ensemble_scheduling.step:
         if step.model_name not in models:
@@ -103,6 +109,10 @@ def check_ensemble(config: Any, models: dict[str, Any], where: str) -> None:
             if tensor not in available:
                 raise VpiError(f"{where}: step {step.model_name!r} reads {key!r} from {tensor!r}, "
                                "which no ensemble input or earlier step provides")
+            if tensor in unchecked and step.model_name != VALIDATOR:
+                raise VpiError(f"{where}: step {step.model_name!r} reads the request's {tensor!r} "
+                               f"unchecked (Triton lets its -1 axis be any size, 0 included): map "
+                               f"{key!r} from the {VALIDATOR!r} step's output")
         _compare(where, f"{step.model_name} input", {k: available[t] for k, t in step.input_map.items()},
                  inputs, f"model {step.model_name!r}")
         consumed.update(step.input_map.values())

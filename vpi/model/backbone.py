@@ -14,6 +14,7 @@ import torchvision
 from torch import nn
 from torchvision.ops import misc
 
+from vpi.config import ENCODER_DEPTHS
 from vpi.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -66,8 +67,17 @@ class Backbone(nn.Module):
         return Features(deep=deep, skip8=s8, skip4=s4, skip2=s2)
 
 
-def build_backbone(name: str, state_dict: dict[str, torch.Tensor] | None = None) -> Backbone:
-    """The named encoder; ``state_dict`` (torchvision's keys) is loaded strictly when given."""
+def build_backbone(
+    name: str, state_dict: dict[str, torch.Tensor] | None = None, depth: str = "full"
+) -> Backbone:
+    """The named encoder; ``state_dict`` (torchvision's keys) is loaded strictly when given.
+
+    ``depth="mid"`` ends the encoder before its last stage (the one that runs at stride 32 in the
+    undilated network): ResNet stops after layer3, MobileNetV2 after block 13, VGG16 after conv4_3.
+    Those mid-level features carry over to unseen classes better than the last, most
+    ImageNet-specific stage (PFENet builds its features from them too), and at stride 8 they cost
+    about half as much (MobileNetV2 at 128x128).
+    """
     builders = {
         "tiny": _tiny,
         "mobilenet_v2": _mobilenet_v2,
@@ -78,7 +88,11 @@ def build_backbone(name: str, state_dict: dict[str, torch.Tensor] | None = None)
     }
     if name not in builders:
         raise ConfigError(f"unknown backbone {name!r}; choose one of: {', '.join(builders)}")
-    return builders[name](name, state_dict)
+    if depth not in ENCODER_DEPTHS:
+        raise ConfigError(
+            f"unknown encoder depth {depth!r}; choose one of: {', '.join(ENCODER_DEPTHS)}"
+        )
+    return builders[name](name, state_dict, depth == "mid")
 
 
 def _load(model: nn.Module, name: str, state_dict: dict[str, torch.Tensor] | None) -> None:
@@ -100,40 +114,42 @@ def _dilate(stage: nn.Module, dilation: int) -> None:
                 module.dilation, module.padding = (dilation, dilation), (dilation, dilation)
 
 
-def _resnet(name: str, state_dict: dict[str, torch.Tensor] | None) -> Backbone:
+def _resnet(name: str, state_dict: dict[str, torch.Tensor] | None, mid: bool) -> Backbone:
     model = getattr(torchvision.models, name)(weights=None, norm_layer=FrozenBatchNorm2d)
     _load(model, name, state_dict)
     _dilate(model.layer3, 2)
     _dilate(model.layer4, 4)
     expansion = 4 if name != "resnet18" else 1
     stem = nn.Sequential(model.conv1, model.bn1, model.relu)
-    stages = [stem, nn.Identity(), nn.Sequential(model.maxpool, model.layer1), model.layer2,
-              nn.Sequential(model.layer3, model.layer4)]
-    return Backbone(stages, (512 * expansion, 128 * expansion, 64 * expansion, 64))
+    deep = model.layer3 if mid else nn.Sequential(model.layer3, model.layer4)
+    stages = [stem, nn.Identity(), nn.Sequential(model.maxpool, model.layer1), model.layer2, deep]
+    deep_channels = (256 if mid else 512) * expansion
+    return Backbone(stages, (deep_channels, 128 * expansion, 64 * expansion, 64))
 
 
-def _mobilenet_v2(name: str, state_dict: dict[str, torch.Tensor] | None) -> Backbone:
+def _mobilenet_v2(name: str, state_dict: dict[str, torch.Tensor] | None, mid: bool) -> Backbone:
     model = torchvision.models.mobilenet_v2(weights=None, norm_layer=FrozenBatchNorm2d)
     _load(model, name, state_dict)
     f = model.features
     _dilate(f[7:14], 2)
     _dilate(f[14:18], 4)
-    stages = [f[0], f[1], f[2:4], f[4:7], f[7:18]]
-    return Backbone(stages, (320, 32, 24, 16))
+    stages = [f[0], f[1], f[2:4], f[4:7], f[7:14] if mid else f[7:18]]
+    return Backbone(stages, (96 if mid else 320, 32, 24, 16))
 
 
-def _vgg16(name: str, state_dict: dict[str, torch.Tensor] | None) -> Backbone:
+def _vgg16(name: str, state_dict: dict[str, torch.Tensor] | None, mid: bool) -> Backbone:
     model = torchvision.models.vgg16(weights=None)
     _load(model, name, state_dict)
     f = model.features
     # Indices of torchvision's vgg16.features: pools at 4, 9, 16, 23, 30.
     block5 = f[24:30]
     _dilate(block5, 2)
-    stages = [f[0:5], f[5:9], f[9:16], nn.Sequential(f[16], f[17:23]), block5]
+    stages = [f[0:5], f[5:9], f[9:16], nn.Sequential(f[16], f[17:23]),
+              nn.Identity() if mid else block5]
     return Backbone(stages, (512, 512, 256, 128))
 
 
-def _tiny(name: str, state_dict: dict[str, torch.Tensor] | None) -> Backbone:
+def _tiny(name: str, state_dict: dict[str, torch.Tensor] | None, mid: bool) -> Backbone:
     """A few-channel encoder for tests: same interface and strides as the real ones."""
 
     def block(cin: int, cout: int, stride: int, dilation: int = 1) -> nn.Sequential:
@@ -145,4 +161,5 @@ def _tiny(name: str, state_dict: dict[str, torch.Tensor] | None) -> Backbone:
 
     model = nn.Sequential(block(3, 8, 2), block(8, 12, 2), block(12, 16, 2), block(16, 24, 1, 2))
     _load(model, name, state_dict)
-    return Backbone([model[0], nn.Identity(), model[1], model[2], model[3]], (24, 16, 12, 8))
+    deep = nn.Identity() if mid else model[3]
+    return Backbone([model[0], nn.Identity(), model[1], model[2], deep], (16 if mid else 24, 16, 12, 8))

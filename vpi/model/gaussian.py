@@ -21,19 +21,28 @@ def masked_average_pool(features: torch.Tensor, masks: torch.Tensor) -> torch.Te
 
 
 def aggregate_priors(
-    mean: torch.Tensor, var: torch.Tensor, method: str = "variance"
+    mean: torch.Tensor, logvar: torch.Tensor, method: str = "variance"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fuse k per-shot priors (..., K, D) into one (..., D).
+    """Fuse K per-shot priors, mean and log-variance (..., K, D), into mean and variance (..., D).
 
-    "variance" (Eq. 6): precision-weighted mean, variance k / sum(1 / var_i), so confident
+    "variance" (Eq. 6): precision-weighted mean, variance K / sum(1 / var_i), so confident
     shots weigh more. "mean" (Eq. 10): the plain mean of the means and of the variances.
+
+    Both work on the log-variances with the extreme one factored out, so that every summed term
+    lies in (0, 1]: Eq. 6's weights are softmax(-logvar) and its variance
+    K * exp(-logsumexp(-logvar)) = exp(min logvar) / mean(exp(min logvar - logvar)); Eq. 10's
+    variance is exp(max logvar) * mean(exp(logvar - max logvar)). The textbook sums overflow
+    fp16: ten precisions at the -10 clamp of the log-variance add up to 2.2e5 > 65504.
     """
     if method == "variance":
-        precision = 1.0 / var
-        total = precision.sum(-2)
-        return (precision * mean).sum(-2) / total, var.shape[-2] / total
+        low = logvar.amin(-2, keepdim=True)
+        relative = torch.exp(low - logvar)  # precision_i / the largest precision
+        weights = relative / relative.sum(-2, keepdim=True)
+        return (weights * mean).sum(-2), low.squeeze(-2).exp() / relative.mean(-2)
     if method == "mean":
-        return mean.mean(-2), var.mean(-2)
+        high = logvar.amax(-2, keepdim=True)
+        variance = high.squeeze(-2).exp() * torch.exp(logvar - high).mean(-2)
+        return mean.mean(-2), variance
     raise ValueError(f"aggregation must be 'variance' or 'mean', got {method!r}")
 
 

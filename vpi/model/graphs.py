@@ -18,8 +18,8 @@ from vpi.model import Features, VPIModel, aggregate_priors
 class PriorEncoderGraph(nn.Module):
     """Support images (K, 3, H, W) in [0, 1] and masks (K, 1, H, W) -> mean, variance (1, D).
 
-    The K per-shot priors are fused by the model's rule (``VPIModel.shot_rule``); the variance is
-    ``exp`` of the clamped log-variance, computed in fp32 whatever the encoder's precision.
+    The K per-shot priors are fused by the model's rule (``VPIModel.shot_rule``) from their clamped
+    log-variances (``aggregate_priors``), in fp32 whatever the encoder's precision.
     """
 
     def __init__(self, model: VPIModel) -> None:
@@ -30,9 +30,7 @@ class PriorEncoderGraph(nn.Module):
         self, support_images: torch.Tensor, support_masks: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         mean, logvar = self.model.shot_priors(support_images[None], support_masks[None])
-        return aggregate_priors(
-            mean.float(), logvar.float().exp(), self.model.shot_rule
-        )
+        return aggregate_priors(mean.float(), logvar.float(), self.model.shot_rule)
 
 
 class SegmentationDecoderGraph(nn.Module):
@@ -91,9 +89,10 @@ class _TypedDecoder(nn.Module):
 def typed_model(model: VPIModel, dtype: torch.dtype) -> VPIModel:
     """A copy whose encoder and decoder convolutions run in ``dtype`` (fp16/bf16).
 
-    This is how TensorRT 11's strongly typed builds get FP16: the precision lives in the graph.
+    This is how strongly typed TensorRT builds get FP16/BF16: the precision lives in the graph.
     The numerically fragile parts stay fp32, as DEPLOY.md asks: masked pooling and its division,
-    the prior heads, ``exp`` of the log-variance, the sigmoid and the mean/variance over L.
+    the prior heads, the K-shot aggregation of the log-variances, the sigmoid and the
+    mean/variance over L.
     Graph inputs and outputs stay fp32, so runners feed every precision the same way.
     """
     if dtype == torch.float32:

@@ -6,12 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vpi.config import ModelConfig
+from vpi.config import MAX_SAMPLES, MAX_SHOTS, ModelConfig
 from vpi.data.episode import IGNORE_INDEX, EpisodeBatch
 from vpi.model.backbone import Features, build_backbone
 from vpi.model.gaussian import aggregate_priors, kl_divergence, sample_prototypes
 from vpi.model.nets import GaussianHead, SegmentationDecoder, prototype_similarity
 from vpi.model.weights import load_backbone_weights
+from vpi.ranges import check_samples, check_shots
 
 
 class VPIModel(nn.Module):
@@ -25,7 +26,7 @@ class VPIModel(nn.Module):
         super().__init__()
         self.config = config
         state = load_backbone_weights(config.backbone, config.weights) if pretrained else None
-        self.encoder = build_backbone(config.backbone, state)
+        self.encoder = build_backbone(config.backbone, state, config.encoder_depth)
         channels = self.encoder.channels
         pooled = channels[0] + (channels[1] if config.prototype_features == "deep+mid" else 0)
         self.prior_net = GaussianHead(pooled, config.latent_dim)
@@ -61,6 +62,7 @@ class VPIModel(nn.Module):
         """One prior per support pair: images (B, K, 3, H, W), masks (B, K, 1, H, W) ->
         mean, logvar (B, K, D)."""
         batch, shots = images.shape[:2]
+        check_shots(shots, MAX_SHOTS)  # K priors are fused: none would give NaN
         pooled = self.prototype_features(self.encoder(images.flatten(0, 1)))
         mean, logvar = self.prior_net(pooled, masks.flatten(0, 1))
         return mean.view(batch, shots, -1), logvar.view(batch, shots, -1)
@@ -68,10 +70,11 @@ class VPIModel(nn.Module):
     def prior(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The aggregated prior p(z|S): mean and variance (B, D) by the configured rule."""
         mean, logvar = self.shot_priors(images, masks)
-        return aggregate_priors(mean, logvar.exp(), self.shot_rule)
+        return aggregate_priors(mean, logvar, self.shot_rule)
 
     def decode(self, features: Features, z: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
         """Logits (B, L, H, W) for B encoded queries and L prototypes each, z (B, L, D)."""
+        check_samples(z.shape[1], MAX_SAMPLES)  # the L maps are averaged: none would give NaN
         keys = (self.prior_net.project(self.prototype_features(features))
                 if self.config.similarity_map else None)
         return self.decoder(features, z, out_size, keys)
@@ -124,7 +127,7 @@ class VPIModel(nn.Module):
         ``similarity_weight`` adds ``similarity_loss`` (0 leaves the objective the paper's).
         """
         mean_p, logvar_p = self.shot_priors(batch.support_images, batch.support_masks)
-        mean_p, var_p = aggregate_priors(mean_p, logvar_p.exp(), self.shot_rule)
+        mean_p, var_p = aggregate_priors(mean_p, logvar_p, self.shot_rule)
         features = self.encoder(batch.query_image)
         valid = batch.query_mask != IGNORE_INDEX
         target = (batch.query_mask == 1).float()

@@ -12,8 +12,9 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
-from vpi.errors import ConfigError, DataError
+from vpi.errors import DataError
 from vpi.graphs import GraphSpec
+from vpi.ranges import check_samples, check_shots
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -47,11 +48,7 @@ class Runner(ABC):
         shots = images.shape[0]
         if masks.shape[0] != shots:
             raise DataError(f"got {shots} support images but {masks.shape[0]} support masks")
-        if not 1 <= shots <= self.spec.max_shots:
-            raise DataError(
-                f"the support set has {shots} image/mask pairs; this prior encoder takes "
-                f"1 to {self.spec.max_shots}"
-            )
+        check_shots(shots, self.spec.max_shots)
         return self._run_prior(images, masks)
 
     def run_decoder(
@@ -73,12 +70,6 @@ class Runner(ABC):
     def _run_decoder(
         self, query: torch.Tensor, prototypes: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-def check_samples(samples: int, maximum: int) -> None:
-    """L must lie in 1..maximum (16, or a TensorRT engine's profile)."""
-    if not 1 <= samples <= maximum:
-        raise ConfigError(f"samples (L) is {samples}; this decoder takes 1 to {maximum}")
 
 
 def _as_float(

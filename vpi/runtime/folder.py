@@ -15,7 +15,7 @@ from vpi import __version__
 from vpi.config import MAX_SAMPLES
 from vpi.errors import ConfigError
 from vpi.io import ensure_writable_dir
-from vpi.runtime.base import check_samples
+from vpi.ranges import check_samples
 from vpi.runtime.latest import find_latest_checkpoint
 from vpi.runtime.outputs import write_query_outputs, write_results
 from vpi.runtime.processing import check_image_file, load_image

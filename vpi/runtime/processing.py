@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vpi.errors import DataError
+from vpi.io import image_size_guard
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -23,8 +24,9 @@ def _open(path: Path, what: str) -> Image.Image:
     if not path.is_file():
         raise DataError(f"{what} {str(path)!r} does not exist")
     try:
-        image = Image.open(path)
-        image.load()
+        with image_size_guard(path, what):
+            image = Image.open(path)
+            image.load()
     except UnidentifiedImageError:
         raise DataError(f"{what} {str(path)!r} is not an image PIL can read") from None
     except (OSError, ValueError) as exc:  # truncated or corrupt files
@@ -51,7 +53,7 @@ def check_image_file(path: str | Path, what: str = "image") -> None:
     """Fail early on a file that is not a readable image, without decoding all of it."""
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        with image_size_guard(path, what), Image.open(path) as image:
             image.verify()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise DataError(f"{what} {str(path)!r} is not an image PIL can read") from None

@@ -19,7 +19,8 @@ import torch
 
 from vpi.errors import ConfigError, DataError
 from vpi.graphs import reparameterise
-from vpi.runtime.base import Runner, check_samples
+from vpi.ranges import check_samples, check_shots
+from vpi.runtime.base import Runner
 from vpi.runtime.processing import (
     check_support_pair,
     image_tensor,
@@ -78,12 +79,11 @@ class Segmenter:
         """Images (H, W, 3) uint8 and masks (H, W), non-zero = foreground, any sizes."""
         if len(images) != len(masks):
             raise DataError(f"got {len(images)} support images but {len(masks)} masks")
+        check_shots(len(images), self.runner.spec.max_shots)
         names = list(names) if names is not None else [f"#{i + 1}" for i in range(len(images))]
         side = self.runner.spec.input_size
         for image, mask, name in zip(images, masks, names, strict=True):
             check_support_pair(image, np.asarray(mask), name, f"mask of {name}")
-        if not images:
-            raise DataError("the support set is empty: give at least one image with its mask")
         image_batch = torch.stack([image_tensor(image, side) for image in images])
         mask_batch = torch.stack([mask_tensor(np.asarray(m) != 0, side) for m in masks])
         digest = hashlib.sha256()

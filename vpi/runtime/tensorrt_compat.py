@@ -40,10 +40,16 @@ def device_fingerprint() -> dict[str, str]:
 
 
 def check_engine_compatibility(
-    info: dict[str, Any], tensorrt_version: str, compute_capability: str, where: str
-) -> None:
-    """Refuse, before deserialising, an engine built by another TensorRT or for another GPU."""
+    info: dict[str, Any], tensorrt_version: str, device: dict[str, str], where: str
+) -> str | None:
+    """Refuse, before deserialising, an engine built by another TensorRT or for another GPU
+    architecture; return a warning when only the GPU's name differs.
+
+    ``device`` is this machine's ``device_fingerprint()``. A plan loads on another GPU of equal
+    compute capability (H100 -> H200), but its kernels were chosen by timing on the first one.
+    """
     hint = "rebuild it here with `vpi export CHECKPOINT --engine trt`"
+    compute_capability = device["compute_capability"]
     if info["tensorrt_version"] != tensorrt_version:
         raise BackendError(
             f"the TensorRT engines in {where} were built with TensorRT {info['tensorrt_version']}, "
@@ -56,3 +62,10 @@ def check_engine_compatibility(
             f"{info['compute_capability']} ({info.get('gpu', 'unknown GPU')}), but this GPU is "
             f"{compute_capability}: {hint}"
         )
+    if info.get("gpu") != device["gpu"]:
+        return (
+            f"the TensorRT engines in {where} were built on {info.get('gpu', 'an unrecorded GPU')}"
+            f" and run here on {device['gpu']} (same compute capability {compute_capability}): "
+            f"they work, but may be slower than engines tuned here; {hint}"
+        )
+    return None

@@ -1,8 +1,10 @@
 """TensorRT runner: deserialises the two plans and runs them with execute_async_v3 on torch memory.
 
 Compatibility (TensorRT version, GPU compute capability) is checked from the manifest before any
-plan is deserialised, so a mismatched engine fails with a message, not a crash. Buffers are torch
-CUDA tensors of exactly the engine's dtypes: a mismatch would corrupt the output silently.
+plan is deserialised, so a mismatched engine fails with a message, not a crash; a GPU of another
+name but equal compute capability is a warning. Buffers are torch CUDA tensors of exactly the
+engine's dtypes: a mismatch would corrupt the output silently. Everything runs on the runner's own
+CUDA stream: on the default stream TensorRT needs extra synchronisation (and warns about it).
 """
 
 from __future__ import annotations
@@ -57,9 +59,9 @@ class TensorRTRunner(Runner):
         info = engine_info(manifest, where)
         super().__init__(profile_spec(GraphSpec.from_manifest(manifest), info["profiles"]))
         trt = import_tensorrt()
-        check_engine_compatibility(
-            info, trt.__version__, device_fingerprint()["compute_capability"], where
-        )
+        warning = check_engine_compatibility(info, trt.__version__, device_fingerprint(), where)
+        if warning:
+            self.warnings.append(warning)
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engines, self.contexts = {}, {}
         for name, file in info["files"].items():
@@ -69,6 +71,9 @@ class TensorRTRunner(Runner):
             self.engines[name] = engine
             self.contexts[name] = engine.create_execution_context()
         self.precision = info["precision"]
+        self.profiles = info["profiles"]
+        self.device = torch.device("cuda")
+        self.stream = torch.cuda.Stream()
 
     @property
     def name(self) -> str:
@@ -78,24 +83,35 @@ class TensorRTRunner(Runner):
         self, graph: str, feeds: dict[str, torch.Tensor], outputs: tuple[str, ...]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         engine, context = self.engines[graph], self.contexts[graph]
-        keep = []  # the tensors must outlive the asynchronous execution
-        for name, value in feeds.items():
-            dtype = TORCH_DTYPES[engine.get_tensor_dtype(name).name]
-            tensor = value.to("cuda", dtype).contiguous()
-            context.set_input_shape(name, tuple(tensor.shape))
-            context.set_tensor_address(name, tensor.data_ptr())
-            keep.append(tensor)
-        results = []
-        for name in outputs:
-            dtype = TORCH_DTYPES[engine.get_tensor_dtype(name).name]
-            tensor = torch.empty(tuple(context.get_tensor_shape(name)), dtype=dtype, device="cuda")
-            context.set_tensor_address(name, tensor.data_ptr())
-            results.append(tensor)
-        stream = torch.cuda.current_stream()
-        if not context.execute_async_v3(stream.cuda_stream):
-            raise BackendError(f"TensorRT failed to run {graph}")
-        stream.synchronize()
-        return results[0].float().cpu(), results[1].float().cpu()
+        with torch.cuda.stream(self.stream):  # copies, buffers and the engine: one stream
+            keep = []  # the tensors must outlive the asynchronous execution
+            for name, value in feeds.items():
+                tensor = value.to(self.device, TORCH_DTYPES[engine.get_tensor_dtype(name).name])
+                tensor = tensor.contiguous()
+                if not context.set_input_shape(name, tuple(tensor.shape)):
+                    low, _, high = self.profiles[graph][name]
+                    raise BackendError(
+                        f"TensorRT refused shape {tuple(tensor.shape)} for input {name!r} of "
+                        f"{graph}: its engine takes {tuple(low)} to {tuple(high)}"
+                    )
+                self._bind(graph, context, name, tensor)
+                keep.append(tensor)
+            results = []
+            for name in outputs:
+                dtype = TORCH_DTYPES[engine.get_tensor_dtype(name).name]
+                shape = tuple(context.get_tensor_shape(name))
+                tensor = torch.empty(shape, dtype=dtype, device=self.device)
+                self._bind(graph, context, name, tensor)
+                results.append(tensor)
+            if not context.execute_async_v3(self.stream.cuda_stream):
+                raise BackendError(f"TensorRT failed to run {graph}")
+            self.stream.synchronize()
+            return results[0].float().cpu(), results[1].float().cpu()
+
+    @staticmethod
+    def _bind(graph: str, context: Any, name: str, tensor: torch.Tensor) -> None:
+        if not context.set_tensor_address(name, tensor.data_ptr()):
+            raise BackendError(f"TensorRT refused the buffer of tensor {name!r} of {graph}")
 
     def _run_prior(
         self, images: torch.Tensor, masks: torch.Tensor
