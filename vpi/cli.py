@@ -168,8 +168,15 @@ def train(
 
 @app.command("eval")
 def eval_command(
-    checkpoints: Annotated[list[Path], typer.Argument(
-        help="Checkpoint(s): one per fold gives per-fold numbers and their mean.")],
+    checkpoints: Annotated[list[Path] | None, typer.Argument(
+        help="Checkpoint(s): one per fold gives per-fold numbers and their mean.")] = None,
+    engine_dir: Annotated[Path | None, typer.Option(
+        "--engine-dir", help="Score an export (from `vpi export`) instead of checkpoints, on the "
+                             "episodes of the config its manifest records.")] = None,
+    backend: Annotated[str, typer.Option(
+        help="With --engine-dir: " + backend_help(auto=True) + ".")] = "auto",
+    precision: Annotated[str | None, typer.Option(
+        help="With --engine-dir: " + precision_help("the export's"))] = None,
     shots: Annotated[str | None, typer.Option(
         "--shots", "-k", help="Support pairs k, 1..10; a list sweeps: 1,5.")] = None,
     samples: Annotated[str | None, typer.Option(
@@ -194,10 +201,11 @@ def eval_command(
     config_file: ConfigFile = None,
     sets: Sets = None,
 ) -> None:
-    """Score checkpoints on a fixed, seeded list of test episodes (class-IoU, FB-IoU).
+    """Score checkpoints, or an export's engine, on a fixed, seeded list of test episodes.
 
     Lists sweep the paper's ablations in one command: --compare DET.pt --shots 1,5 (Table 1),
     --samples 1..10 --plot fig3.png (Fig. 3), --shots 5 --aggregation variance,mean (Table 2).
+    --engine-dir DIR --backend openvino scores the deployed graphs on the same episodes and noise.
     """
     from vpi.config import AGGREGATIONS, MAX_SAMPLES, MAX_SHOTS
     from vpi.ranges import parse_choice_list, parse_int_list
@@ -208,7 +216,8 @@ def eval_command(
               "coco_split": coco_split, "score_at": score_at},
     )
     report = _evaluate(
-        checkpoints, _overrides(config_file, sets, flags),
+        checkpoints or [], _overrides(config_file, sets, flags),
+        engine_dir=engine_dir, backend=backend, precision=precision,
         seeds=parse_int_list(seeds, name="--seeds", low=0, high=2**31) if seeds else None,
         shots=parse_int_list(shots, name="--shots", low=1, high=MAX_SHOTS) if shots else None,
         samples=parse_int_list(samples, name="--samples", low=1, high=MAX_SAMPLES)
