@@ -9,6 +9,7 @@ folder of the user's own images laid out as `vpi segment` reads them.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ def calibration_inputs(
     """The prior encoder's and the decoder's calibration inputs; ``reference`` (fp32 PyTorch)
     gives each support's prior, from which the decoder's L = ``config.eval.samples`` prototypes
     are drawn."""
+    started = time.perf_counter()
     spec = reference.spec
     generator = torch.Generator().manual_seed(config.eval.seed + CALIBRATION_SEED_OFFSET)
     samples = config.eval.samples
@@ -80,7 +82,8 @@ def calibration_inputs(
         prototypes = reparameterise(mean, variance, noise) if spec.probabilistic else mean
         decoder_inputs.append(_feeds(DECODER_INPUTS, query, prototypes))
     record.update(samples=samples, inputs={"prior_encoder": len(prior_inputs),
-                                           "segmentation_decoder": len(decoder_inputs)})
+                                           "segmentation_decoder": len(decoder_inputs)},
+                  prepare_s=round(time.perf_counter() - started, 3))
     return Calibration({"prior_encoder": prior_inputs, "segmentation_decoder": decoder_inputs},
                        record)
 

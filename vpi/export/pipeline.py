@@ -22,7 +22,7 @@ import torch
 from vpi import __version__
 from vpi.checkpoint import file_sha256, load_model
 from vpi.config import Config, apply_overrides, config_to_dict
-from vpi.errors import ConfigError, VpiError
+from vpi.errors import BackendError, ConfigError, VpiError
 from vpi.export.calibration import CalibrationSource, calibration_inputs
 from vpi.export.gate import AccuracyGate, GateSettings
 from vpi.export.onnx_export import check_graph, export_graphs, graph_signatures
@@ -219,35 +219,37 @@ def _gate_precision(
     asked = request.precision if isinstance(request, PrecisionPlan) else request
     if asked == "fp32":
         return
-    skipped: dict[str, str] = {}
-    machine: dict[str, Any] = {}
-    candidates = [asked] if asked else []
-    if asked is None:
-        candidates, skipped, machine = faster_precisions()
+    candidates, skipped, machine = ([asked], {}, {}) if asked else faster_precisions()
     record: dict[str, Any] = {"asked": asked or "the fastest that passes", **machine}
     chosen = "fp32"
-    if candidates:
-        gate = AccuracyGate(model, config, settings)
-        for precision in candidates:
-            if precision == INT8:
-                reference = TorchRunner(model, GraphSpec.from_config(config), device="cpu", amp=False)
-                section["int8"] = quantize_ir(stage, calibration_inputs(calibration, config, reference))
-            section["precision"] = precision
-            write_manifest(stage, manifest)
-            runner = entry.open(stage, RunnerOptions(device="cpu", precision=precision))
-            if gate.judge(runner, precision):
-                chosen = precision
-                break
+    gate = AccuracyGate(model, config, settings) if candidates else None
+    for precision in candidates:
+        if precision == INT8:
+            reference = TorchRunner(model, GraphSpec.from_config(config), device="cpu", amp=False)
+            section["int8"] = quantize_ir(stage, calibration_inputs(calibration, config, reference))
+        section["precision"] = precision
+        write_manifest(stage, manifest)
+        try:
+            passed = gate.judge(entry.open(stage, RunnerOptions(device="cpu", precision=precision)),
+                                precision)
+        except BackendError as exc:  # listed by the CPU, yet it would not compile
             if asked:
-                raise gate.refusal(entry.library)
-            if precision == INT8:  # not good enough to ship
-                for file in (*section["int8"]["files"].values(), *section["int8"]["weights"].values()):
-                    (stage / file).unlink()
-                del section["int8"]
-        record.update(gate.record())
+                raise
+            skipped[precision] = str(exc)
+            passed = False
+        if passed:
+            chosen = precision
+            break
+        if asked:
+            raise gate.refusal(entry.library)
+        if precision == INT8:  # not good enough to ship
+            for file in (*section["int8"]["files"].values(), *section["int8"]["weights"].values()):
+                (stage / file).unlink()
+            del section["int8"]
     section["precision"] = chosen
-    record.update(chosen=chosen, why=_why(chosen, asked, candidates, skipped, settings.margin),
-                  skipped=skipped)
+    record.update(gate.record() if gate else {})
+    record.update(chosen=chosen, why=_why(chosen, asked, [c for c in candidates if c not in skipped],
+                                          skipped, settings.margin), skipped=skipped)
     manifest["gate"] = record
 
 
