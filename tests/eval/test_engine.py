@@ -60,6 +60,8 @@ def test_what_an_export_cannot_score_is_refused_before_any_work(reading_export, 
     with pytest.raises(ConfigError, match="the export's graphs take 64×64 images; "
                                           "data.image_size 128 needs the checkpoint"):
         run_evaluation(engine_dir=folder, backend="onnx", overrides={"data": {"image_size": 128}})
+    with pytest.raises(ConfigError, match="--precision applies to an export"):
+        run_evaluation([checkpoint], precision="int8")
     code, _, err = run_cli(monkeypatch, capsys, "eval", checkpoint, "--engine-dir", folder)
     assert code == 2 and err.count("\n") == 1
     assert "give checkpoints or an export folder (--engine-dir), not both" in err

@@ -14,7 +14,7 @@ import torch
 from runtime.helpers import blob_pair, copy_export, openvino_missing, run_cli, snapshot, write_pair
 
 from vpi.checkpoint import load_model
-from vpi.errors import AccuracyError, BackendError
+from vpi.errors import AccuracyError, BackendError, ConfigError
 from vpi.export import export_model, pipeline
 from vpi.export.calibration import CalibrationSource, calibration_inputs
 from vpi.export.gate import AccuracyGate, GateSettings
@@ -238,6 +238,10 @@ def test_calibration_from_a_support_folder(reading_export, tmp_path):
     assert shots == [1, 1, 1, 3]  # each pair alone, then the three together
     decoder = own.inputs["segmentation_decoder"][0]
     assert decoder["query_image"].shape == (1, 3, 64, 64) and decoder["prototypes"].shape == (4, 16)
+    with pytest.raises(ConfigError, match="--calibration-episodes is 0; it must be 1 or more"):
+        CalibrationSource(episodes=0)
+    with pytest.raises(ConfigError, match="--gate-episodes is 0; it must be 1 or more"):
+        GateSettings(episodes=0)
     given = calibration_inputs(CalibrationSource(support_dir=tmp_path / "support",
                                                  queries=(tmp_path / "queries",)), config, reference)
     assert given.record["inputs"] == {"prior_encoder": 4, "segmentation_decoder": 1}

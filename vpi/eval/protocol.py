@@ -62,6 +62,9 @@ def run_evaluation(
         raise ConfigError("give checkpoints or an export folder (--engine-dir), not both")
     if engine_dir is None and not checkpoints:
         raise ConfigError("give a checkpoint or an export folder (--engine-dir) to score")
+    if engine_dir is None and precision is not None:
+        raise ConfigError("--precision applies to an export (--engine-dir); a checkpoint runs in "
+                          "fp32")
     overrides = overrides or {}
     announce = announce or (lambda _: None)
     torch_device = resolve_device(device)

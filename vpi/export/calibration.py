@@ -19,6 +19,7 @@ import torch
 
 from vpi.config import CALIBRATION_EPISODES, Config
 from vpi.data import build_episodes
+from vpi.errors import ConfigError
 from vpi.graphs import DECODER_INPUTS, PRIOR_INPUTS, GraphSpec, reparameterise
 from vpi.runtime.base import Runner
 from vpi.runtime.processing import image_tensor, load_image, mask_tensor
@@ -39,6 +40,10 @@ class CalibrationSource:
     episodes: int = CALIBRATION_EPISODES
     support_dir: Path | None = None
     queries: tuple[Path, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise ConfigError(f"--calibration-episodes is {self.episodes}; it must be 1 or more")
 
 
 @dataclass
