@@ -25,6 +25,11 @@ ENCODER_DEPTHS = ("full", "mid")  # "mid" ends the encoder before its last stage
 DATASETS = ("builtin", "pascal", "coco", "fss")
 MAX_SHOTS = 10  # K range of the exported prior encoder
 MAX_SAMPLES = 16  # L range of the exported decoder
+# `vpi export`: a reduced precision may lose GATE_MARGIN class-IoU points against PyTorch fp32 on
+# GATE_EPISODES held-out episodes (vpi.export.gate); int8 calibrates on CALIBRATION_EPISODES.
+GATE_EPISODES = 100
+GATE_MARGIN = 0.5
+CALIBRATION_EPISODES = 200
 
 
 @dataclass(frozen=True)
