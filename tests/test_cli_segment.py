@@ -138,6 +138,11 @@ def _case_setup(case: str, tmp_path: Path, export: Path) -> tuple[list, str]:
         old = copy_export(export, tmp_path / "old", vpi_version="0.0.1")
         return (["segment", _support(support), query, "--engine-dir", old],
                 "was written by vpi 0.0.1, but this is vpi")
+    if case == "export without the batch axis":  # written before the graphs had B
+        old = copy_export(export, tmp_path / "old", format_version=1)
+        return (["segment", _support(support), query, "--engine-dir", old],
+                "was exported by another vpi version \\(manifest format 1, this vpi reads 2\\): "
+                "export the checkpoint again with `vpi export CHECKPOINT`")
     if case == "onnx file of another vpi":
         mixed = copy_export(export, tmp_path / "mixed")
         graph = onnx.load(mixed / "prior_encoder.onnx")
@@ -157,7 +162,7 @@ BAD_INPUTS = [
     "image without mask", "mask of another size", "all-background mask",
     "support file is not an image", "query is not an image", "empty support folder",
     "too many support pairs", "L = 0", "L = 17", "export of another vpi",
-    "onnx file of another vpi", "segment --backend trt without TensorRT",
+    "export without the batch axis", "onnx file of another vpi", "segment --backend trt without TensorRT",
     "export --engine trt without TensorRT",
 ]
 

@@ -25,6 +25,7 @@ ENCODER_DEPTHS = ("full", "mid")  # "mid" ends the encoder before its last stage
 DATASETS = ("builtin", "pascal", "coco", "fss")
 MAX_SHOTS = 10  # K range of the exported prior encoder
 MAX_SAMPLES = 16  # L range of the exported decoder
+MAX_BATCH = 16  # B range of both exported graphs: independent items per call
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,7 @@ __all__ = [
     "DataConfig",
     "ENCODER_DEPTHS",
     "EvalConfig",
+    "MAX_BATCH",
     "MAX_SAMPLES",
     "MAX_SHOTS",
     "ModelConfig",

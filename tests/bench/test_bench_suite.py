@@ -37,7 +37,7 @@ QUICK = {"warmup": 0, "repeats": 2}
 def _inputs(spec: GraphSpec, samples: int):
     torch.manual_seed(3)
     side = spec.input_size
-    return torch.rand(1, 3, side, side), torch.randn(samples, spec.latent_dim)
+    return torch.rand(2, 3, side, side), torch.randn(2, samples, spec.latent_dim)
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
@@ -48,7 +48,7 @@ def test_looped_and_batched_give_the_same_probabilities(backend, exported, tiny_
     query, prototypes = _inputs(spec, 5)
     batched = decode_batched(runner, query, prototypes)
     looped = decode_looped(runner, query, prototypes)
-    assert looped[0].shape == batched[0].shape == (1, 1, spec.input_size, spec.input_size)
+    assert looped[0].shape == batched[0].shape == (2, spec.input_size, spec.input_size)
     torch.testing.assert_close(looped[0], batched[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(looped[1], batched[1], atol=1e-5, rtol=0)
     assert batched[1].max() > 0  # five different prototypes: the maps do differ

@@ -166,7 +166,7 @@ def test_the_ends_of_each_range_are_served(server, checkpoint, client):
                                        samples=samples, seed=1)
         out = _infer(server, arrays, client)
         expected = segmenter.segment(query, segmenter.encode_support(images, masks), samples=samples, seed=1)
-        assert np.abs(out["probability"][0, 0] - expected.probability).max() < 1e-4
+        assert np.abs(out["probability"][0] - expected.probability).max() < 1e-4
 
 
 def _valid(client) -> dict[str, np.ndarray]:
@@ -176,20 +176,28 @@ def _valid(client) -> dict[str, np.ndarray]:
 
 
 MALFORMED = [
-    ("K = 0", {"support_images": (0, 3, 64, 64), "support_masks": (0, 1, 64, 64)},
-     "'support_images' has K = 0 (support pairs, axis 0), but K must be 1 to 10"),
-    ("K = 11", {"support_images": (11, 3, 64, 64), "support_masks": (11, 1, 64, 64)},
-     "'support_images' has K = 11 (support pairs, axis 0), but K must be 1 to 10"),
-    ("K differs", {"support_masks": (2, 1, 64, 64)},
-     "'support_masks' has K = 2 (support pairs, axis 0), but 'support_images' has K = 3: they must agree"),
-    ("L = 0", {"noise": (0, 16)}, "'noise' has L = 0 (samples of z, axis 0), but L must be 1 to 16"),
-    ("L = 17", {"noise": (17, 16)}, "'noise' has L = 17 (samples of z, axis 0), but L must be 1 to 16"),
+    ("K = 0", {"support_images": (1, 0, 3, 64, 64), "support_masks": (1, 0, 1, 64, 64)},
+     "'support_images' has K = 0 (support pairs, axis 1), but K must be 1 to 10"),
+    ("K = 11", {"support_images": (1, 11, 3, 64, 64), "support_masks": (1, 11, 1, 64, 64)},
+     "'support_images' has K = 11 (support pairs, axis 1), but K must be 1 to 10"),
+    ("K differs", {"support_masks": (1, 2, 1, 64, 64)},
+     "'support_masks' has K = 2 (support pairs, axis 1), but 'support_images' has K = 3: they must agree"),
+    ("L = 0", {"noise": (1, 0, 16)}, "'noise' has L = 0 (samples of z, axis 1), but L must be 1 to 16"),
+    ("L = 17", {"noise": (1, 17, 16)},
+     "'noise' has L = 17 (samples of z, axis 1), but L must be 1 to 16"),
     ("query size", {"query_image": (1, 3, 32, 32)},
-     "unexpected shape for input 'query_image' for model 'vpi'. Expected [1,3,64,64], got [1,3,32,32]"),
-    ("support size", {"support_images": (3, 3, 48, 64)},
-     "unexpected shape for input 'support_images' for model 'vpi'. Expected [-1,3,64,64], got [3,3,48,64]"),
-    ("latent size", {"noise": (6, 8)},
-     "unexpected shape for input 'noise' for model 'vpi'. Expected [-1,16], got [6,8]"),
+     "unexpected shape for input 'query_image' for model 'vpi'. Expected [-1,3,64,64], got [1,3,32,32]"),
+    ("support size", {"support_images": (1, 3, 3, 48, 64)},
+     "unexpected shape for input 'support_images' for model 'vpi'. Expected [-1,-1,3,64,64], "
+     "got [1,3,3,48,64]"),
+    ("latent size", {"noise": (1, 6, 8)},
+     "unexpected shape for input 'noise' for model 'vpi'. Expected [-1,-1,16], got [1,6,8]"),
+    ("no batch axis", {"query_image": (3, 64, 64)},
+     "input 'query_image' batch size does not match other inputs for 'vpi'"),
+    ("batch over 16", {name: (17, *shape[1:]) for name, shape in (
+        ("support_images", (1, 3, 3, 64, 64)), ("support_masks", (1, 3, 1, 64, 64)),
+        ("query_image", (1, 3, 64, 64)), ("noise", (1, 6, 16)))},
+     "inference request batch-size must be <= 16 for 'vpi'"),
 ]
 
 

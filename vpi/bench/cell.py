@@ -25,8 +25,8 @@ Decode = Callable[[Runner, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torc
 @dataclass
 class InputStream:
     """Fresh, non-zero inputs for every run, drawn from a seeded generator outside the timed span:
-    support images (K, 3, S, S) in [0.05, 1), masks (K, 1, S, S) with a rectangle of foreground,
-    a query (1, 3, S, S) and the noise eps (L, D) of the prototypes."""
+    support images (1, K, 3, S, S) in [0.05, 1), masks (1, K, 1, S, S) with a rectangle of
+    foreground, a query (1, 3, S, S) and the noise eps (1, L, D) of the prototypes."""
 
     spec: GraphSpec
     shots: int
@@ -38,20 +38,20 @@ class InputStream:
 
     def draw(self, samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         side, g = self.spec.input_size, self.generator
-        images = 0.05 + 0.95 * torch.rand((self.shots, 3, side, side), generator=g)
-        masks = torch.zeros((self.shots, 1, side, side))
-        for mask in masks:
+        images = 0.05 + 0.95 * torch.rand((1, self.shots, 3, side, side), generator=g)
+        masks = torch.zeros((1, self.shots, 1, side, side))
+        for mask in masks.flatten(0, 1):
             top, left = torch.randint(0, side // 2, (2,), generator=g).tolist()
             height, width = torch.randint(side // 4, side // 2 + 1, (2,), generator=g).tolist()
             mask[:, top:top + height, left:left + width] = 1.0
         query = 0.05 + 0.95 * torch.rand((1, 3, side, side), generator=g)
-        noise = torch.randn((samples, self.spec.latent_dim), generator=g)
+        noise = torch.randn((1, samples, self.spec.latent_dim), generator=g)
         return images, masks, query, noise
 
 
 def decode_batched(runner: Runner, query: torch.Tensor, prototypes: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One decoder pass over all L prototypes (L, D): the query is encoded once."""
+    """One decoder pass over all L prototypes (B, L, D): each query is encoded once."""
     return runner.run_decoder(query, prototypes)
 
 
@@ -59,8 +59,9 @@ def decode_looped(runner: Runner, query: torch.Tensor, prototypes: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """L decoder passes with one prototype each, then the mean and population variance of the L
     probability maps: the same result as ``decode_batched``, at the naive cost."""
-    maps = torch.cat([runner.run_decoder(query, z[None])[0] for z in prototypes], 1)
-    return maps.mean(1, keepdim=True), maps.var(1, unbiased=False, keepdim=True)
+    maps = torch.stack([runner.run_decoder(query, prototypes[:, i:i + 1])[0]
+                        for i in range(prototypes.shape[1])], 1)
+    return maps.mean(1), maps.var(1, unbiased=False)
 
 
 DECODERS: dict[str, Decode] = {"batched": decode_batched, "looped": decode_looped}
@@ -75,7 +76,7 @@ def time_run(
     marks = [clock.start()]
     mean, variance = runner.run_prior(images, masks)
     marks.append(clock.mark())
-    prototypes = reparameterise(mean, variance, noise)
+    prototypes = reparameterise(mean[:, None], variance[:, None], noise)
     marks.append(clock.mark())
     DECODERS[mode](runner, query, prototypes)
     marks.append(clock.mark())
