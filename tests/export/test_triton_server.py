@@ -1,6 +1,7 @@
 """The repository served by a real Triton server: what `vpi export --triton` writes loads exactly
 as written (--disable-auto-complete-config), examples/triton_client.py gets the Segmenter's answer
-through it, and a malformed request gets an error that says what is wrong, never NaN.
+through it, concurrent requests are merged by dynamic batching and each still gets its own answer,
+and a malformed request gets an error that says what is wrong, never NaN.
 
 The server is the tritonserver of the nvidia-pytriton wheel (Python backend only) that
 .ci/triton-server-setup prepares; the ONNX models run in a Python stand-in for the onnxruntime
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +175,43 @@ def _valid(client) -> dict[str, np.ndarray]:
     images, masks = zip(*(blob_pair(seed) for seed in range(3)), strict=True)
     return client.request_arrays(images, masks, blob_pair(5)[0], input_size=64, latent_dim=16,
                                  samples=6, seed=0)
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server, checkpoint, client):
+    """Eight users at once, each with their own support, query and seed: Triton merges their
+    requests into batches, and every answer is still the Segmenter's for that user alone."""
+    import tritonclient.grpc as grpcclient
+
+    segmenter = Segmenter(TorchRunner.from_checkpoint(checkpoint, device="cpu"))
+    requests, expected = [], []
+    for user in range(8):
+        images, masks = zip(*(blob_pair(100 + 3 * user + seed) for seed in range(2)), strict=True)
+        query = blob_pair(200 + user, 64, 64)[0]
+        requests.append(client.request_arrays(images, masks, query, input_size=64, latent_dim=16,
+                                              samples=4, seed=user))
+        expected.append(segmenter.segment(query, segmenter.encode_support(images, masks),
+                                          samples=4, seed=user).probability)
+    stats = grpcclient.InferenceServerClient(server)
+    before = _counts(stats)
+    with ThreadPoolExecutor(len(requests)) as pool:
+        answers = list(pool.map(lambda arrays: _infer(server, arrays, client), requests))
+    for answer, probability in zip(answers, expected, strict=True):
+        assert answer["probability"].shape == (1, 64, 64)
+        assert np.abs(answer["probability"][0] - probability).max() < 1e-4
+    assert np.abs(expected[0] - expected[1]).max() > 1e-3  # the users' answers differ
+    after = _counts(stats)
+    ran = {model: (after[model][0] - before[model][0], after[model][1] - before[model][1])
+           for model in after}  # (requests, executions) of this test
+    assert all(inferences == len(requests) for inferences, _ in ran.values()), ran
+    assert any(executions < len(requests) for _, executions in ran.values()), (
+        f"no graph merged requests into a batch: {ran}")
+
+
+def _counts(client) -> dict[str, tuple[int, int]]:
+    """Per model, the requests it answered and the executions (batches) it took for them."""
+    stats = client.get_inference_statistics(as_json=True, client_timeout=REQUEST_S)["model_stats"]
+    return {m["name"]: (int(m.get("inference_count", 0)), int(m.get("execution_count", 0)))
+            for m in stats if m["name"] in ("prior_encoder", "segmentation_decoder")}
 
 
 MALFORMED = [
