@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vpi import __version__
+from vpi.config import MAX_BATCH, SEGMENT_BATCH
 from vpi.errors import VpiError
 from vpi.runtime.registry import (
     BACKENDS,
@@ -372,6 +373,9 @@ def segment_command(
     samples: Annotated[int, typer.Option("--samples", "-L", help="Samples of z, 1..16.")] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
     threshold: Annotated[float, typer.Option(help="Foreground probability threshold.")] = 0.5,
+    batch_size: Annotated[int, typer.Option(
+        help=f"Queries per decoder call, 1..{MAX_BATCH}; the results do not depend on it.")
+    ] = SEGMENT_BATCH,
     out: Annotated[Path, typer.Option(help="Folder for the PNGs and results.json.")] = Path(
         "segment-out"),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (torch and onnx).")] = "auto",
@@ -380,20 +384,24 @@ def segment_command(
     threads: Annotated[int | None, typer.Option(help=_threads_help())] = None,
     performance_hint: Annotated[str | None, typer.Option(help=_HINT_HELP)] = None,
 ) -> None:
-    """Segment query images with a few annotated examples: mask, overlay, uncertainty PNGs."""
+    """Segment query images with a few annotated examples: mask, overlay, uncertainty PNGs.
+
+    The support set is encoded once; the queries are decoded --batch-size at a time.
+    """
     from rich.markup import escape
 
     from vpi.runtime import segment_folder
 
     results = segment_folder(
         support, queries, checkpoint=checkpoint, engine_dir=engine_dir, backend=backend,
-        samples=samples, seed=seed, threshold=threshold, out_dir=out, device=device,
+        samples=samples, seed=seed, threshold=threshold, batch_size=batch_size, out_dir=out,
+        device=device,
         precision=precision, threads=threads, performance_hint=performance_hint,
         announce=lambda line: console.print(
             f"[yellow]{escape(line)}[/]" if line.startswith("warning") else f"[dim]{escape(line)}[/]"),
     )
     table = Table(title=f"{len(results['support']['pairs'])}-shot · L={results['samples_decoded']}"
-                        f" · {results['backend']}")
+                        f" · batches of {results['batch_size']} · {results['backend']}")
     for column in ("query", "foreground", "mean uncertainty", "decode ms"):
         table.add_column(column, justify="left" if column == "query" else "right")
     for record in results["queries"]:

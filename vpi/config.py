@@ -26,6 +26,7 @@ DATASETS = ("builtin", "pascal", "coco", "fss")
 MAX_SHOTS = 10  # K range of the exported prior encoder
 MAX_SAMPLES = 16  # L range of the exported decoder
 MAX_BATCH = 16  # B range of both exported graphs: independent items per call
+SEGMENT_BATCH = 4  # queries per decoder call of `vpi segment`: most of the gain, little memory
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,7 @@ __all__ = [
     "MAX_SHOTS",
     "ModelConfig",
     "PRESETS",
+    "SEGMENT_BATCH",
     "TrainConfig",
     "apply_overrides",
     "config_from_dict",
