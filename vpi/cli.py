@@ -419,6 +419,9 @@ def bench_command(
         help=backend_help(auto=False) + "; or a list: torch,onnx (default: every one; those that "
         "cannot run here are skipped, with the reason).")] = None,
     mode: Annotated[str, typer.Option(help="batched, looped or both.")] = "both",
+    batch: Annotated[str, typer.Option(
+        "--batch", "-B", help=f"Users per call B, 1..{MAX_BATCH}: a list 1,4,16 reports queries/s "
+        "per backend, L and B.")] = "1",
     checkpoint: Annotated[Path | None, typer.Option(
         help="Checkpoint to measure (default: the newest run of `vpi train`, else --preset).")] = None,
     engine_dir: Annotated[Path | None, typer.Option(
@@ -444,7 +447,8 @@ def bench_command(
     cache_dir: Annotated[Path, typer.Option(
         help="Where random-weight checkpoints and exports are cached.")] = Path("runs/bench-cache"),
 ) -> None:
-    """Measure latency, throughput and memory of the deployed pipeline over backends, L and mode."""
+    """Measure latency, throughput and memory of the deployed pipeline over backends, L, mode and
+    batch size."""
     from rich.markup import escape
 
     from vpi.bench import (
@@ -465,6 +469,7 @@ def bench_command(
         backends=tuple(parse_choice_list(backend, name="--backend", choices=tuple(BACKENDS)))
         if backend else None,
         modes=MODES if mode == "both" else tuple(parse_choice_list(mode, name="--mode", choices=MODES)),
+        batches=tuple(parse_int_list(batch, name="--batch", low=1, high=MAX_BATCH)),
         shots=shots, warmup=warmup, repeats=repeats, device=device, seed=seed, threads=threads,
         precision=precision, performance_hint=performance_hint, eval=evaluate,
         eval_episodes=eval_episodes,
