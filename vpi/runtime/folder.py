@@ -89,9 +89,9 @@ def segment_folder(
         t0 = time.perf_counter()
         images = [load_image(query, "query") for query in batch]
         t1 = time.perf_counter()
-        results = segmenter.segment_batch(images, prior, samples=samples, seed=seed,
-                                          threshold=threshold)
-        for query, image, result in zip(batch, images, results, strict=True):
+        segmentations = segmenter.segment_batch(images, prior, samples=samples, seed=seed,
+                                                threshold=threshold)
+        for query, image, result in zip(batch, images, segmentations, strict=True):
             t2 = time.perf_counter()
             files = write_query_outputs(out, query, image, result.mask, result.uncertainty)
             records.append({
