@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vpi import __version__
-from vpi.config import MAX_BATCH, SEGMENT_BATCH
+from vpi.config import CALIBRATION_EPISODES, GATE_EPISODES, GATE_MARGIN, MAX_BATCH, SEGMENT_BATCH
 from vpi.errors import VpiError
 from vpi.runtime.registry import (
     BACKENDS,
@@ -99,8 +99,9 @@ _ENGINE_HELP = (", ".join(f"{e} ({BACKENDS[e].library})" for e in ENGINES) + ": 
                 "writes its files beside the ONNX graphs (with --triton: onnx or trt).")
 _EXPORT_PRECISION_HELP = (
     "TensorRT's: fp16 (default), fp32 or bf16; " + "; ".join(
-        f"{b.library}'s: {', '.join(b.precisions)} (default fp32)"
-        for b in BACKENDS.values() if b.engine and b.precisions) + ". ONNX graphs are fp32.")
+        f"{b.library}'s: {', '.join(b.precisions)} (default: the fastest this CPU has that passes "
+        "the accuracy gate)" for b in BACKENDS.values() if b.engine and b.precisions)
+    + ". ONNX graphs are fp32. Every precision but fp32 must pass the accuracy gate.")
 _HINT_HELP = (" and ".join(BACKENDS[b].library for b in taking("performance_hint"))
               + f"'s performance hint: {' or '.join(PERFORMANCE_HINTS)} (default: its own).")
 
@@ -169,8 +170,15 @@ def train(
 
 @app.command("eval")
 def eval_command(
-    checkpoints: Annotated[list[Path], typer.Argument(
-        help="Checkpoint(s): one per fold gives per-fold numbers and their mean.")],
+    checkpoints: Annotated[list[Path] | None, typer.Argument(
+        help="Checkpoint(s): one per fold gives per-fold numbers and their mean.")] = None,
+    engine_dir: Annotated[Path | None, typer.Option(
+        "--engine-dir", help="Score an export (from `vpi export`) instead of checkpoints, on the "
+                             "episodes of the config its manifest records.")] = None,
+    backend: Annotated[str, typer.Option(
+        help="With --engine-dir: " + backend_help(auto=True) + ".")] = "auto",
+    precision: Annotated[str | None, typer.Option(
+        help="With --engine-dir: " + precision_help("the export's"))] = None,
     shots: Annotated[str | None, typer.Option(
         "--shots", "-k", help="Support pairs k, 1..10; a list sweeps: 1,5.")] = None,
     samples: Annotated[str | None, typer.Option(
@@ -195,10 +203,11 @@ def eval_command(
     config_file: ConfigFile = None,
     sets: Sets = None,
 ) -> None:
-    """Score checkpoints on a fixed, seeded list of test episodes (class-IoU, FB-IoU).
+    """Score checkpoints, or an export's engine, on a fixed, seeded list of test episodes.
 
     Lists sweep the paper's ablations in one command: --compare DET.pt --shots 1,5 (Table 1),
     --samples 1..10 --plot fig3.png (Fig. 3), --shots 5 --aggregation variance,mean (Table 2).
+    --engine-dir DIR --backend openvino scores the deployed graphs on the same episodes and noise.
     """
     from vpi.config import AGGREGATIONS, MAX_SAMPLES, MAX_SHOTS
     from vpi.ranges import parse_choice_list, parse_int_list
@@ -209,7 +218,8 @@ def eval_command(
               "coco_split": coco_split, "score_at": score_at},
     )
     report = _evaluate(
-        checkpoints, _overrides(config_file, sets, flags),
+        checkpoints or [], _overrides(config_file, sets, flags),
+        engine_dir=engine_dir, backend=backend, precision=precision,
         seeds=parse_int_list(seeds, name="--seeds", low=0, high=2**31) if seeds else None,
         shots=parse_int_list(shots, name="--shots", low=1, high=MAX_SHOTS) if shots else None,
         samples=parse_int_list(samples, name="--samples", low=1, high=MAX_SAMPLES)
@@ -305,13 +315,36 @@ def export_command(
     force: Annotated[bool, typer.Option(
         "--force", help="Write into --out even if it holds another export or other files; with "
                         "--triton, replace vpi's models in a repository that is not empty.")] = False,
+    gate_episodes: Annotated[int, typer.Option(
+        help="Held-out episodes (validation split, else train) on which a reduced precision's "
+             "class-IoU is compared with PyTorch fp32.")] = GATE_EPISODES,
+    gate_margin: Annotated[float, typer.Option(
+        help="Class-IoU points a reduced precision may lose against PyTorch fp32.")] = GATE_MARGIN,
+    calibration_episodes: Annotated[int, typer.Option(
+        help="int8: train-split episodes whose supports and queries calibrate the quantisation."
+    )] = CALIBRATION_EPISODES,
+    calibration_support: Annotated[Path | None, typer.Option(
+        help="int8: calibrate on this folder of support images with masks beside them (as `vpi "
+             "segment` reads them) instead of episodes.")] = None,
+    calibration_queries: Annotated[Path | None, typer.Option(
+        help="int8: query images (a file or folder) for --calibration-support (default: the "
+             "support images).")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="Episodes of the gate and of calibration: builtin, pascal, coco or fss (default: the "
+             "checkpoint's).")] = None,
+    root: Annotated[str | None, typer.Option(help="Your copy of that dataset.")] = None,
+    splits: Annotated[str | None, typer.Option(help="Folder of HSNet-format split lists.")] = None,
 ) -> None:
     """Export a checkpoint: ONNX graphs checked against PyTorch, optionally an engine's files too.
 
-    With --triton REPO: a Triton model repository instead, both graphs, a request validator and
-    the `vpi` ensemble.
+    A reduced precision (fp16, bf16, int8) is exported only if it keeps class-IoU within
+    --gate-margin points of PyTorch fp32 on --gate-episodes held-out episodes. With --triton
+    REPO: a Triton model repository instead, both graphs, a request validator and the `vpi`
+    ensemble.
     """
     from vpi.export import export_model, write_triton_repository
+    from vpi.export.calibration import CalibrationSource
+    from vpi.export.gate import GateSettings
 
     if triton is not None:
         if out is not None:
@@ -321,8 +354,15 @@ def export_command(
         _print_triton_repository(repo)
         return
     out = out or Path("export")
-    manifest_path = export_model(checkpoint, out, engine=engine, precision=precision, opset=opset,
-                                 force=force)
+    if calibration_queries is not None and calibration_support is None:
+        raise VpiError("--calibration-queries needs --calibration-support")
+    manifest_path = export_model(
+        checkpoint, out, engine=engine, precision=precision, opset=opset, force=force,
+        gate=GateSettings(gate_episodes, gate_margin),
+        calibration=CalibrationSource(calibration_episodes, calibration_support,
+                                      (calibration_queries,) if calibration_queries else ()),
+        data=_flags(data={"dataset": dataset, "root": root, "splits": splits}).get("data"),
+    )
     manifest = json.loads(manifest_path.read_text())
     table = Table(title=f"export of {manifest['checkpoint']['file']} in {out}")
     table.add_column("graph")
@@ -343,6 +383,15 @@ def export_command(
     if "openvino" in manifest:
         ir = manifest["openvino"]
         console.print(f"OpenVINO {ir['openvino_version']} IR; its runners default to {ir['precision']}")
+    if "gate" in manifest:
+        gate = manifest["gate"]
+        for tried in gate.get("candidates", []):
+            console.print(
+                f"gate {tried['precision']}: class-IoU {100 * tried['class_iou']:.2f} vs PyTorch "
+                f"fp32 {100 * gate['reference']['class_iou']:.2f} on {gate['episodes']} "
+                f"{gate['episodes_from']['split']} episodes ({tried['points_lost']:+.2f} points lost, "
+                f"{gate['margin_points']:g} allowed): {'passed' if tried['passed'] else 'failed'}")
+        console.print(f"precision {gate['chosen']}: {gate['why']}", soft_wrap=True)
     console.print(f"manifest: {manifest_path} ({manifest['timing_s']['total']:.1f} s)")
 
 

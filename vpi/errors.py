@@ -19,3 +19,7 @@ class DataError(VpiError):
 
 class BackendError(VpiError):
     """A runtime backend that is missing, or an engine built for another version or GPU."""
+
+
+class AccuracyError(VpiError):
+    """A reduced precision that loses more task accuracy than an export allows."""

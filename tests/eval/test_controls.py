@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from runtime.helpers import run_cli
+from runtime.helpers import run_cli, support_reading_model
 
 from vpi.checkpoint import save_checkpoint
 from vpi.config import get_preset
-from vpi.data import build_episodes, collate_episodes
+from vpi.data import build_episodes
 from vpi.errors import DataError
 from vpi.eval.controls import CachedEpisodes, SwappedSupport, episode_classes, swap_partners
 from vpi.eval.protocol import run_evaluation
@@ -85,18 +85,8 @@ def test_a_model_that_ignores_its_support_gains_nothing_and_is_warned_about(
 
 def test_a_model_that_reads_its_support_has_a_gain_and_the_oracle_is_scored(tmp_path: Path) -> None:
     """Swapping the support changes what a support-reading model predicts; the report says so."""
-    config = get_preset("tiny")
-    torch.manual_seed(0)
-    model = VPIModel(config.model).eval()
-    episodes = build_episodes(config.data, "test", shots=1, episodes=8, seed=0)
-    batch = collate_episodes([episodes[i] for i in range(8)])
-    with torch.no_grad():
-        model.decoder.prototype_proj.weight.mul_(50)  # z now moves every logit a lot
-        model.prior_net.mean.weight.mul_(50)
-        mean, _ = model.prior(batch.support_images, batch.support_masks)
-        logits = model.decode(model.encoder(batch.query_image), mean[:, None], (64, 64))
-        model.decoder.head.bias.sub_(logits.median())  # about half the pixels foreground
-    checkpoint = save_checkpoint(tmp_path / "reads.pt", model, config, step=0)
+    checkpoint = save_checkpoint(tmp_path / "reads.pt", support_reading_model(), get_preset("tiny"),
+                                 step=0)
     report = run_evaluation([checkpoint], overrides={"eval": {"episodes": 8}}, samples=[1])
     entry = report["summary"][0]
     assert entry["swapped_class_iou"]["mean"] != pytest.approx(entry["class_iou"]["mean"])

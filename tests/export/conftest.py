@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 import torch
-from runtime.helpers import exported  # noqa: F401  (the session's shared tiny export)
+from runtime.helpers import exported, reading_export  # noqa: F401  (the session's exports)
 
 from vpi.checkpoint import save_checkpoint
 from vpi.config import get_preset

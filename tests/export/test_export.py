@@ -151,7 +151,7 @@ def test_bad_engine_and_precision(exported, tmp_path):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_engine_of_the_registry_is_one_export_knows(engine):
     try:
-        request = pipeline.check_engine_request(engine, None)
+        request = pipeline.check_engine_request(engine, "fp32")
     except BackendError as exc:  # its library (or TensorRT's GPU) is missing here: one line
         assert str(exc) in (BACKENDS[engine].missing,
                             "TensorRT needs an NVIDIA GPU, and no CUDA device is visible here")

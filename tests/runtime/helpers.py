@@ -16,6 +16,7 @@ from PIL import Image
 from vpi.checkpoint import save_checkpoint
 from vpi.cli import main
 from vpi.config import get_preset
+from vpi.data import build_episodes, collate_episodes
 from vpi.errors import BackendError
 from vpi.export import export_model
 from vpi.model import VPIModel
@@ -47,6 +48,24 @@ def tiny_export(base: Path) -> tuple[Path, Path]:
         save_checkpoint(checkpoint, VPIModel(config.model).eval(), config, step=0)
         export_model(checkpoint, export)
     return checkpoint, export
+
+
+def support_reading_model() -> VPIModel:
+    """The tiny preset, randomly initialised, made to read its support: z moves every logit a
+    lot, the prior's variance stays about 1 (so the noise matters too), and the head's bias puts
+    about half the pixels of the built-in test queries in the foreground."""
+    config = get_preset("tiny")
+    torch.manual_seed(0)
+    model = VPIModel(config.model).eval()
+    episodes = build_episodes(config.data, "test", shots=1, episodes=8, seed=0)
+    batch = collate_episodes([episodes[i] for i in range(8)])
+    with torch.no_grad():
+        model.decoder.prototype_proj.weight.mul_(50)
+        model.prior_net.mean.weight.mul_(50)
+        mean, _ = model.prior(batch.support_images, batch.support_masks)
+        logits = model.decode(model.encoder(batch.query_image), mean[:, None], (64, 64))
+        model.decoder.head.bias.sub_(logits.median())
+    return model
 
 
 def openvino_missing() -> str | None:
@@ -104,3 +123,14 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(checkpoint, export folder) of the tiny preset; conftests re-export this fixture."""
     return tiny_export(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def reading_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(checkpoint, fp32 ONNX export) of ``support_reading_model``, whose class-IoU is neither 0
+    nor blind to the noise: what accuracy comparisons between engines need."""
+    folder = tmp_path_factory.mktemp("reading")
+    checkpoint = save_checkpoint(folder / "reads.pt", support_reading_model(), get_preset("tiny"),
+                                 step=0)
+    export_model(checkpoint, folder / "onnx")
+    return checkpoint, folder / "onnx"

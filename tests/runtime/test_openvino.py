@@ -57,7 +57,7 @@ def ir_export(exported, tmp_path_factory):
     if openvino_missing():
         pytest.skip(openvino_missing())
     folder = tmp_path_factory.mktemp("openvino") / "export"
-    export_model(exported[0], folder, engine="openvino")
+    export_model(exported[0], folder, engine="openvino", precision="fp32")
     return folder
 
 
@@ -113,13 +113,19 @@ def test_precision_defaults_to_fp32_auto_is_openvinos_pick_and_options_reach_ope
 
 
 @needs_openvino
-def test_int8_and_other_unknown_precisions_are_refused(exported, tmp_path):
-    with pytest.raises(ConfigError, match="precision is 'int8'; openvino takes: auto, fp32, bf16, fp16"):
-        BACKENDS["openvino"].open(exported[1], RunnerOptions(precision="int8"))
-    assert check_engine_request("openvino", None) == "fp32"
+def test_unknown_precisions_are_refused_and_int8_needs_the_int8_ir(exported, ir_export, tmp_path):
+    with pytest.raises(ConfigError, match="precision is 'int4'; openvino takes: auto, fp32, bf16, "
+                                          "fp16, int8"):
+        BACKENDS["openvino"].open(exported[1], RunnerOptions(precision="int4"))
+    for folder in (exported[1], ir_export):
+        with pytest.raises(BackendError, match="holds no int8 IR: export it with `vpi export "
+                                               "CHECKPOINT --engine openvino --precision int8`"):
+            OpenVinoRunner(folder, precision="int8")
+    assert check_engine_request("openvino", None) is None  # the accuracy gate chooses
     assert check_engine_request("openvino", "bf16") == "bf16"
-    with pytest.raises(ConfigError, match="precision is 'int8'; OpenVINO IR takes: fp32, bf16, fp16"):
-        export_model(exported[0], tmp_path / "x", engine="openvino", precision="int8")
+    with pytest.raises(ConfigError, match="precision is 'int4'; OpenVINO IR takes: fp32, bf16, "
+                                          "fp16, int8"):
+        export_model(exported[0], tmp_path / "x", engine="openvino", precision="int4")
     with pytest.raises(ConfigError, match="--performance-hint is 'fast'; choose one of: latency, "
                                           "throughput"):
         RunnerOptions(performance_hint="fast")
@@ -211,7 +217,7 @@ def test_segment_on_the_ir_from_the_command_line(monkeypatch, capsys, ir_export,
     code, _, err = run_cli(monkeypatch, capsys, "segment", tmp_path / "support",
                            tmp_path / "queries" / "q.png", "--engine-dir", ir_export,
                            "--backend", "openvino", "--precision", "int8", "--out", tmp_path / "bad")
-    assert code == 2 and "precision is 'int8'; openvino takes: auto, fp32, bf16, fp16" in err
+    assert code == 2 and "holds no int8 IR" in err
     assert not (tmp_path / "bad").exists()
 
 
@@ -224,7 +230,7 @@ def test_every_backend_is_in_the_help_of_each_command():
     for command in ("segment", "bench"):
         text = _help(command)
         assert all(f"{name} ({entry.summary})" in text for name, entry in BACKENDS.items())
-        assert "--precision" in text and "openvino: fp32, bf16, fp16" in text
+        assert "--precision" in text and "openvino: fp32, bf16, fp16, int8" in text
     assert "onnx (ONNX Runtime), openvino (OpenVINO), trt (TensorRT)" in _help("export")
 
 
@@ -244,6 +250,6 @@ def test_bench_measures_openvino_and_reports_its_precision(exported, tmp_path):
     with pytest.raises(ConfigError, match="--precision applies to --backend openvino, and none of "
                                           "torch, onnx takes it"):
         BenchSettings(backends=("torch", "onnx"), precision="fp32")
-    with pytest.raises(ConfigError, match="--precision is 'int8'; choose one of: auto, bf16, fp16, "
-                                          "fp32"):
-        BenchSettings(precision="int8")
+    with pytest.raises(ConfigError, match="--precision is 'int4'; choose one of: auto, bf16, fp16, "
+                                          "fp32, int8"):
+        BenchSettings(precision="int4")

@@ -15,12 +15,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from vpi.checkpoint import load_model
 from vpi.config import Config, apply_overrides
 from vpi.data import build_episodes
 from vpi.device import resolve_device
+from vpi.errors import ConfigError
 from vpi.eval.controls import CachedEpisodes
+from vpi.eval.engine import RunnerPredictor, open_engine
 from vpi.eval.scoring import evaluate_baselines, evaluate_model
+from vpi.ranges import check_samples, check_shots
 
 METRICS = ("class_iou", "fb_iou", "positive_iou")
 CONTROLS = ("swapped_class_iou", "support_gain")  # model runs only
@@ -28,8 +33,11 @@ Announce = Callable[[str], None]
 
 
 def run_evaluation(
-    checkpoints: Sequence[str | Path],
+    checkpoints: Sequence[str | Path] = (),
     *,
+    engine_dir: str | Path | None = None,
+    backend: str = "auto",
+    precision: str | None = None,
     overrides: dict[str, Any] | None = None,
     seeds: Sequence[int] | None = None,
     shots: Sequence[int] | None = None,
@@ -42,11 +50,21 @@ def run_evaluation(
 ) -> dict[str, Any]:
     """Score ``checkpoints`` (and ``compare``, e.g. the deterministic twin) on the same episodes.
 
+    ``engine_dir`` scores an export on ``backend`` (with ``precision`` where it takes one) in
+    place of ``checkpoints``, on the episodes of the config its manifest records: the same
+    episodes, noise, controls and baselines as the checkpoint it came from.
     ``shots``, ``samples`` and ``aggregations`` sweep k, L and the k-shot rule (the paper's
     Table 1, Fig. 3 and Table 2); where not given, the checkpoint's config decides.
     ``overrides`` is a nested dict laid over each checkpoint's config; out-of-range values fail
     before any work, with the field named.
     """
+    if engine_dir is not None and checkpoints:
+        raise ConfigError("give checkpoints or an export folder (--engine-dir), not both")
+    if engine_dir is None and not checkpoints:
+        raise ConfigError("give a checkpoint or an export folder (--engine-dir) to score")
+    if engine_dir is None and precision is not None:
+        raise ConfigError("--precision applies to an export (--engine-dir); a checkpoint runs in "
+                          "fp32")
     overrides = overrides or {}
     announce = announce or (lambda _: None)
     torch_device = resolve_device(device)
@@ -55,37 +73,52 @@ def run_evaluation(
     settings: dict[str, Any] | None = None
     selection: dict[str, Any] = {}
     datasets: dict[tuple, CachedEpisodes] = {}
-    for group, paths in (("model", checkpoints), ("compare", compare)):
-        for path in paths:
+    sources = [("model", path, False) for path in checkpoints]
+    sources += [("model", engine_dir, True)] if engine_dir is not None else []
+    sources += [("compare", path, False) for path in compare]
+    for group, path, is_export in sources:
+        if is_export:
+            model, config, manifest = open_engine(path, backend, device=device, precision=precision)
+            score_device = torch.device("cpu")  # a runner takes CPU tensors and returns them
+            selection[str(path)] = {"by": "export", "backend": model.runner.name,
+                                    "checkpoint": manifest["checkpoint"]}
+            announce(f"backend: {model.runner.name}")
+            for warning in model.runner.warnings:
+                announce(f"warning: {warning}")
+        else:
             model, config, state = load_model(path, torch_device)
-            config = apply_overrides(config, overrides)
+            score_device = torch_device
             selection[str(path)] = state.get("selection", {"by": "not recorded"})
-            label = _label(config, group, path, compare, runs)
-            for seed, k, L, rule in _grid(config, seeds, shots, samples, aggregations):
-                grid_config = apply_overrides(config, {"eval": {"shots": k, "samples": L},
-                                                       "model": {"aggregation": rule}})
-                episodes_key = (config.data, config.eval.episodes, seed, k)
-                if episodes_key not in datasets:  # prepared once for every model, L and rule
-                    datasets[episodes_key] = CachedEpisodes(build_episodes(
-                        grid_config.data, "test", shots=k, episodes=config.eval.episodes, seed=seed))
-                dataset = datasets[episodes_key]
-                announce(f"{label}: {Path(path).name} fold {config.data.fold} seed {seed} "
-                         f"k={k} L={L} {rule}: {len(dataset)} episodes")
-                metrics = evaluate_model(
-                    model, dataset, samples=L, seed=seed, threshold=config.eval.threshold,
-                    aggregation=rule, score_at=config.data.score_at, device=torch_device,
-                    num_workers=config.data.num_workers,
-                )
-                runs.append(_run_record(label, path, grid_config, seed, metrics))
-                key = (config.data.fold, seed, k)
-                if baselines and key not in baseline_runs:
-                    scored = evaluate_baselines(dataset, score_at=config.data.score_at,
-                                                num_workers=config.data.num_workers)
-                    baseline_runs[key] = [
-                        _run_record(name, None, grid_config, seed, m, baseline=True)
-                        for name, m in scored.items()
-                    ]
-            settings = settings or _settings(config, seeds, shots, samples, aggregations)
+        config = apply_overrides(config, overrides)
+        label = _label(config, group, path, compare, runs)
+        grid = _grid(config, seeds, shots, samples, aggregations)
+        if is_export:
+            _check_engine(model, config, grid)
+        for seed, k, L, rule in grid:
+            grid_config = apply_overrides(config, {"eval": {"shots": k, "samples": L},
+                                                   "model": {"aggregation": rule}})
+            episodes_key = (config.data, config.eval.episodes, seed, k)
+            if episodes_key not in datasets:  # prepared once for every model, L and rule
+                datasets[episodes_key] = CachedEpisodes(build_episodes(
+                    grid_config.data, "test", shots=k, episodes=config.eval.episodes, seed=seed))
+            dataset = datasets[episodes_key]
+            announce(f"{label}: {Path(path).name} fold {config.data.fold} seed {seed} "
+                     f"k={k} L={L} {rule}: {len(dataset)} episodes")
+            metrics = evaluate_model(
+                model, dataset, samples=L, seed=seed, threshold=config.eval.threshold,
+                aggregation=rule, score_at=config.data.score_at, device=score_device,
+                num_workers=config.data.num_workers,
+            )
+            runs.append(_run_record(label, path, grid_config, seed, metrics))
+            key = (config.data.fold, seed, k)
+            if baselines and key not in baseline_runs:
+                scored = evaluate_baselines(dataset, score_at=config.data.score_at,
+                                            num_workers=config.data.num_workers)
+                baseline_runs[key] = [
+                    _run_record(name, None, grid_config, seed, m, baseline=True)
+                    for name, m in scored.items()
+                ]
+        settings = settings or _settings(config, seeds, shots, samples, aggregations)
     all_runs = runs + [r for records in baseline_runs.values() for r in records]
     return {"settings": settings, "checkpoint_selection": selection, "runs": all_runs,
             "summary": summarise(all_runs)}
@@ -105,6 +138,20 @@ def _grid(
         for L in (samples or [config.eval.samples])
         for rule in (aggregations or [config.model.aggregation])
     ]
+
+
+def _check_engine(
+    predictor: RunnerPredictor, config: Config, grid: list[tuple[int, int, int, str]]
+) -> None:
+    """Settings an export's graphs cannot run fail before any episode is scored."""
+    spec = predictor.runner.spec
+    if config.data.image_size != spec.input_size:
+        raise ConfigError(f"the export's graphs take {spec.input_size}×{spec.input_size} images; "
+                          f"data.image_size {config.data.image_size} needs the checkpoint")
+    for _, k, L, rule in grid:
+        check_shots(k, spec.max_shots)
+        check_samples(L, spec.max_samples)
+        predictor.check_aggregation(rule)
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

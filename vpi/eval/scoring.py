@@ -2,13 +2,16 @@
 
 Two runs with the same checkpoint, dataset settings and seed give identical numbers: the episode
 list depends only on the seed, and the Monte Carlo draws come from one generator seeded alike.
+A predictor is the PyTorch model or a deployed engine (``vpi.eval.engine.RunnerPredictor``): both
+go through the same scoring, controls and noise draws.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +24,21 @@ from vpi.metrics import IoUAccumulator
 from vpi.model import VPIModel
 
 Progress = Callable[[int], None]  # called with the number of episodes just scored
+
+
+class EnginePredictor(Protocol):
+    """What scoring needs of a deployed engine (``vpi.eval.engine.RunnerPredictor``): the
+    model's ``predict``, and a check of the k-shot rule, which its graph fixes."""
+
+    def predict(
+        self, support_images: torch.Tensor, support_masks: torch.Tensor,
+        query_images: torch.Tensor, samples: int = 6, generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def check_aggregation(self, rule: str | None) -> None: ...
+
+
+Predictor = VPIModel | EnginePredictor
 
 
 def iterate_batches(
@@ -38,7 +56,7 @@ def iterate_batches(
         start += count
 
 
-def evaluate_model(model: VPIModel, dataset: Dataset[Episode], **kwargs: Any) -> dict[str, Any]:
+def evaluate_model(model: Predictor, dataset: Dataset[Episode], **kwargs: Any) -> dict[str, Any]:
     """Class-IoU, FB-IoU and positive IoU of ``model`` over every episode of ``dataset``, beside
     the swapped-support control (``swapped``: the same metrics) and the ``support_gain`` in
     class-IoU points; the keyword arguments are ``score_model``'s."""
@@ -51,7 +69,7 @@ def evaluate_model(model: VPIModel, dataset: Dataset[Episode], **kwargs: Any) ->
 
 @torch.no_grad()
 def score_model(
-    model: VPIModel,
+    model: Predictor,
     dataset: Dataset[Episode],
     *,
     samples: int,
@@ -66,18 +84,15 @@ def score_model(
 ) -> IoUAccumulator:
     """The pooled counts of ``model`` over ``dataset`` (sum them across processes, then compute).
 
-    ``aggregation`` overrides the checkpoint's k-shot rule (Eq. 6 "variance" or Eq. 10 "mean").
-    ``score_at="original"`` scores at the image's original size where the dataset provides it
-    (``original_query_mask(i)``), as PFENet/BAM do; "input" scores at network resolution (HSNet).
+    ``aggregation`` overrides the checkpoint's k-shot rule (Eq. 6 "variance" or Eq. 10 "mean");
+    an engine takes only its graph's. ``score_at="original"`` scores at the image's original size
+    where the dataset provides it (``original_query_mask(i)``), as PFENet/BAM do; "input" scores
+    at network resolution (HSNet). ``batch_size`` groups the noise draws, so an engine scored
+    with the model's batch size gets the model's z.
     """
-    was_training = model.training
-    model.eval()
-    original_config = model.config
-    if aggregation is not None:
-        model.config = dataclasses.replace(model.config, aggregation=aggregation)
-    generator = torch.Generator().manual_seed(seed)
-    accumulator = IoUAccumulator(getattr(dataset, "class_ids", ()))
-    try:
+    with _scoring(model, aggregation):
+        generator = torch.Generator().manual_seed(seed)
+        accumulator = IoUAccumulator(getattr(dataset, "class_ids", ()))
         for indices, batch in iterate_batches(dataset, batch_size, num_workers):
             batch = batch.to(device)
             probability, _ = model.predict(
@@ -88,10 +103,27 @@ def score_model(
                    score_at)
             if progress:
                 progress(len(indices))
+    return accumulator
+
+
+@contextmanager
+def _scoring(model: Predictor, aggregation: str | None) -> Iterator[None]:
+    """The model in eval mode under ``aggregation`` for the run, restored after; an engine, whose
+    graph fixes the rule, only checks it."""
+    if not isinstance(model, VPIModel):
+        model.check_aggregation(aggregation)
+        yield
+        return
+    was_training = model.training
+    model.eval()
+    original_config = model.config
+    if aggregation is not None:
+        model.config = dataclasses.replace(model.config, aggregation=aggregation)
+    try:
+        yield
     finally:
         model.config = original_config
         model.train(was_training)
-    return accumulator
 
 
 def evaluate_baselines(

@@ -1,7 +1,8 @@
 """``export_model``: checkpoint -> checked ONNX graphs (and an engine's files) + manifest.json.
 
 Everything is written to a staging folder inside ``out_dir`` first and moved into place only after
-the checks and the parity with eager PyTorch pass, so a failed export leaves an earlier one intact.
+the checks, the parity with eager PyTorch at fp32 and, for a reduced precision, the accuracy gate
+(``vpi.export.gate``) pass, so a failed export leaves an earlier one intact.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import torch
 
 from vpi import __version__
 from vpi.checkpoint import file_sha256, load_model
-from vpi.config import Config, config_to_dict
-from vpi.errors import ConfigError, VpiError
+from vpi.config import Config, apply_overrides, config_to_dict
+from vpi.errors import BackendError, ConfigError, VpiError
+from vpi.export.calibration import CalibrationSource, calibration_inputs
+from vpi.export.gate import AccuracyGate, GateSettings
 from vpi.export.onnx_export import check_graph, export_graphs, graph_signatures
-from vpi.export.openvino import ir_precision, write_ir
+from vpi.export.openvino import INT8, faster_precisions, ir_precision, quantize_ir, write_ir
 from vpi.export.parity import check_parity, parity_report, parity_tolerance
 from vpi.export.tensorrt import ENGINE_FILES, PrecisionPlan, build_engines, precision_plan
 from vpi.graphs import GRAPH_FILES, GraphSpec
@@ -46,20 +49,28 @@ def export_model(
     precision: str | None = None,
     opset: int | None = None,
     force: bool = False,
+    gate: GateSettings | None = None,
+    calibration: CalibrationSource | None = None,
+    data: dict[str, Any] | None = None,
 ) -> Path:
     """Export ``checkpoint`` to ``out_dir``; returns the path of the written manifest.json.
 
     ``engine="onnx"`` writes fp32 graphs only (``precision`` must be None or "fp32");
     ``engine="trt"`` also builds TensorRT engines in ``precision`` (default "fp16");
-    ``engine="openvino"`` also writes OpenVINO IR, whose runners default to ``precision``
-    (default "fp32"). Every engine's files are checked against eager PyTorch like the graphs. An
-    ``out_dir`` that holds anything but an export of this same checkpoint is refused unless
-    ``force``; files of ours are replaced, nothing else in the folder is touched.
+    ``engine="openvino"`` also writes OpenVINO IR (and for int8 a quantised IR, calibrated on
+    ``calibration``), whose runners default to ``precision``; by default the fastest precision
+    of this CPU that passes the accuracy gate. Every engine's files are checked against eager
+    PyTorch at fp32 like the graphs, and a reduced precision must keep class-IoU within
+    ``gate.margin`` points of PyTorch fp32 on ``gate.episodes`` held-out episodes, or the export
+    is refused. ``data`` overrides the checkpoint's data config for those episodes (dataset,
+    root, splits). An ``out_dir`` that holds anything but an export of this same checkpoint is
+    refused unless ``force``; files of ours are replaced, nothing else in the folder is touched.
     """
     request = check_engine_request(engine, precision)
     ort_version = BACKENDS["onnx"].require().__version__  # the parity check runs on it
     started = time.perf_counter()
     model, config, state = load_model(checkpoint)
+    episodes_config = apply_overrides(config, {"data": data or {}})
     digest = file_sha256(checkpoint)
     out = Path(out_dir)
     _check_out_dir(out, digest, force)
@@ -84,10 +95,12 @@ def export_model(
         if engine == "trt":
             manifest["tensorrt"] = _build_tensorrt(model, spec, stage, request, opset)
         elif engine == "openvino":
-            manifest["openvino"] = write_ir(stage, request)
+            manifest["openvino"] = write_ir(stage, request or "fp32")
         if engine != "onnx":  # an engine is named after the backend that runs its files
             write_manifest(stage, manifest)
             manifest["parity"][BACKENDS[engine].key] = _parity(engine, model, spec, stage)
+            _gate_precision(engine, request, model, episodes_config, stage, manifest,
+                            gate or GateSettings(), calibration or CalibrationSource())
         manifest["timing_s"]["total"] = round(time.perf_counter() - started, 3)
         for path in stage.iterdir():
             if path.name != MANIFEST:
@@ -99,8 +112,8 @@ def check_engine_request(
     engine: str, precision: str | None, engines: tuple[str, ...] = ENGINES
 ) -> PrecisionPlan | str | None:
     """Validate engine (one of ``engines``) and precision, and fail on a missing library before
-    anything is written; returns TensorRT's precision plan, the OpenVINO IR's precision, or None
-    for ONNX."""
+    anything is written; returns TensorRT's precision plan, the OpenVINO IR's precision (None:
+    the fastest that passes the accuracy gate), or None for ONNX."""
     if engine not in engines:
         raise ConfigError(f"engine is {engine!r}; choose one of: {', '.join(engines)}")
     if engine == "onnx" and precision not in (None, "fp32"):
@@ -186,6 +199,73 @@ def _parity(backend: str, model: VPIModel, spec: GraphSpec, stage: Path) -> dict
     report = parity_report(TorchRunner(model, spec, device="cpu"), candidate, spec, tolerance)
     check_parity(report, entry.library)
     return report
+
+
+def _gate_precision(
+    engine: str,
+    request: PrecisionPlan | str | None,
+    model: VPIModel,
+    config: Config,
+    stage: Path,
+    manifest: dict[str, Any],
+    settings: GateSettings,
+    calibration: CalibrationSource,
+) -> None:
+    """Set the engine's precision in ``manifest``, gated on accuracy, and record why in its
+    ``gate`` section. A precision asked for is refused (AccuracyError) if it fails the gate; with
+    none asked for (OpenVINO), the CPU's reduced precisions are tried fastest first and the first
+    that passes is kept, else fp32, which needs no gate."""
+    entry = BACKENDS[engine]
+    section = manifest[entry.key]
+    asked = request.precision if isinstance(request, PrecisionPlan) else request
+    if asked == "fp32":
+        return
+    candidates, skipped, machine = ([asked], {}, {}) if asked else faster_precisions()
+    record: dict[str, Any] = {"asked": asked or "the fastest that passes", **machine}
+    chosen = "fp32"
+    gate = AccuracyGate(model, config, settings) if candidates else None
+    for precision in candidates:
+        if precision == INT8:
+            reference = TorchRunner(model, GraphSpec.from_config(config), device="cpu", amp=False)
+            section["int8"] = quantize_ir(stage, calibration_inputs(calibration, config, reference))
+        section["precision"] = precision
+        write_manifest(stage, manifest)
+        try:
+            passed = gate.judge(entry.open(stage, RunnerOptions(device="cpu", precision=precision)),
+                                precision)
+        except BackendError as exc:  # listed by the CPU, yet it would not compile
+            if asked:
+                raise
+            skipped[precision] = str(exc)
+            passed = False
+        if passed:
+            chosen = precision
+            break
+        if asked:
+            raise gate.refusal(entry.library)
+        if precision == INT8:  # not good enough to ship
+            for file in (*section["int8"]["files"].values(), *section["int8"]["weights"].values()):
+                (stage / file).unlink()
+            del section["int8"]
+    section["precision"] = chosen
+    record.update(gate.record() if gate else {})
+    record.update(chosen=chosen, why=_why(chosen, asked, [c for c in candidates if c not in skipped],
+                                          skipped, settings.margin), skipped=skipped)
+    manifest["gate"] = record
+
+
+def _why(
+    chosen: str, asked: str | None, tried: list[str], skipped: dict[str, str], margin: float
+) -> str:
+    """One sentence for the manifest: why the export's runners default to ``chosen``."""
+    within = f"keeps class-IoU within {margin:g} points of PyTorch fp32"
+    if asked:
+        return f"{chosen} was asked for and {within}"
+    if chosen != "fp32":
+        return f"{chosen} is the fastest precision this CPU offers that {within}"
+    if tried:
+        return f"{', '.join(tried)} lost more than {margin:g} points; fp32 needs no gate"
+    return f"this CPU offers no faster precision ({'; '.join(f'{p}: {why}' for p, why in skipped.items())})"
 
 
 def _build_tensorrt(

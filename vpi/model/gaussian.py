@@ -59,3 +59,21 @@ def kl_divergence(
 def sample_prototypes(mean: torch.Tensor, var: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """Reparameterised draws z = mean + noise * std: mean, var (B, D), noise (B, L, D) -> (B, L, D)."""
     return reparameterise(mean[:, None], var[:, None], noise)
+
+
+def draw_prototypes(
+    mean: torch.Tensor,
+    var: torch.Tensor,
+    samples: int,
+    generator: torch.Generator | None,
+    probabilistic: bool = True,
+) -> torch.Tensor:
+    """L prototypes per episode (B, L, D): draws from N(mean, var), or the mean if deterministic.
+
+    The noise (B, L, D) is drawn on the CPU in one call, so the PyTorch model and a runner that
+    scores the exported graphs (``vpi.eval.engine``) get the same z from the same generator.
+    """
+    if not probabilistic:
+        return mean[:, None].expand(-1, samples, -1)
+    noise = torch.randn((mean.shape[0], samples, mean.shape[1]), generator=generator, device="cpu")
+    return sample_prototypes(mean, var, noise.to(mean))

@@ -9,7 +9,7 @@ from torch import nn
 from vpi.config import MAX_SAMPLES, MAX_SHOTS, ModelConfig
 from vpi.data.episode import IGNORE_INDEX, EpisodeBatch
 from vpi.model.backbone import Features, build_backbone
-from vpi.model.gaussian import aggregate_priors, kl_divergence, sample_prototypes
+from vpi.model.gaussian import aggregate_priors, draw_prototypes, kl_divergence, sample_prototypes
 from vpi.model.nets import GaussianHead, SegmentationDecoder, prototype_similarity
 from vpi.model.weights import load_backbone_weights
 from vpi.ranges import check_samples, check_shots
@@ -83,12 +83,7 @@ class VPIModel(nn.Module):
         self, mean: torch.Tensor, var: torch.Tensor, samples: int, generator: torch.Generator | None
     ) -> torch.Tensor:
         """L prototypes per episode (B, L, D): draws from N(mean, var), or the mean if deterministic."""
-        if not self.config.probabilistic:
-            return mean[:, None].expand(-1, samples, -1)
-        noise = torch.randn(
-            (mean.shape[0], samples, mean.shape[1]), generator=generator, device="cpu"
-        ).to(mean)
-        return sample_prototypes(mean, var, noise)
+        return draw_prototypes(mean, var, samples, generator, self.config.probabilistic)
 
     @torch.no_grad()
     def predict(

@@ -216,7 +216,7 @@ _ENTRIES = (
             runs=EXPORT, package="openvino",
             missing="OpenVINO is not installed: pip install 'vpi[openvino]'",
             opener=_openvino, device=_cpu, engine="openvino", reads_onnx=True,
-            precisions=("fp32", "bf16", "fp16"),
+            precisions=("fp32", "bf16", "fp16", "int8"),
             takes=frozenset({"threads", "precision", "performance_hint"}),
             auto_skip=_openvino_auto_skip),
     Backend(name="trt", summary="TensorRT engines, NVIDIA GPU", library="TensorRT", key="tensorrt",

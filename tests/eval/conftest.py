@@ -1,0 +1,1 @@
+from runtime.helpers import reading_export  # noqa: F401  (the session's support-reading export)
