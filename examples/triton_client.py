@@ -8,7 +8,8 @@ docs/serving.md), then::
 Support pairs and query are prepared exactly as vpi's runtime prepares them (resized to the graphs'
 input side, RGB in [0, 1]). An ensemble cannot draw random numbers, so this client draws the noise
 (L, D) with a seed the way ``vpi.runtime.Segmenter`` does: a seed gives the mask that
-``vpi segment --seed`` gives.
+``vpi segment --seed`` gives. Every tensor of a request leads with the batch axis (here 1: one
+query); Triton merges concurrent requests along it.
 """
 
 from __future__ import annotations
@@ -48,16 +49,18 @@ def request_arrays(
     samples: int = 6,
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
-    """The ensemble's inputs, float32: support_images (K, 3, S, S) and support_masks (K, 1, S, S)
-    in [0, 1], query_image (1, 3, S, S), noise (L, D). Images are (H, W, 3) uint8, masks (H, W)."""
+    """The ensemble's inputs for one query, float32, each with a batch axis of 1: support_images
+    (1, K, 3, S, S) and support_masks (1, K, 1, S, S) in [0, 1], query_image (1, 3, S, S), noise
+    (1, L, D). Images are (H, W, 3) uint8, masks (H, W)."""
     if not 1 <= len(images) <= MAX_SHOTS:
         raise DataError(f"the support set has {len(images)} pairs; the ensemble takes 1 to {MAX_SHOTS}")
     check_samples(samples, MAX_SAMPLES)
     return {
-        "support_images": torch.stack([image_tensor(i, input_size) for i in images]).numpy(),
-        "support_masks": torch.stack([mask_tensor(np.asarray(m) != 0, input_size) for m in masks]).numpy(),
+        "support_images": torch.stack([image_tensor(i, input_size) for i in images])[None].numpy(),
+        "support_masks": torch.stack([mask_tensor(np.asarray(m) != 0, input_size)
+                                      for m in masks])[None].numpy(),
         "query_image": image_tensor(query, input_size)[None].numpy(),
-        "noise": draw_noise(samples, latent_dim, seed),
+        "noise": draw_noise(samples, latent_dim, seed)[None],
     }
 
 
@@ -82,12 +85,13 @@ def model_sizes(metadata: dict[str, Any]) -> tuple[int, int]:
 def maps_at(
     size: tuple[int, int], probability: np.ndarray, uncertainty: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(1, 1, S, S) outputs -> (H, W) maps at the query's size, as the runtime post-processes.
+    """(1, S, S) outputs of one request -> (H, W) maps at the query's size, as the runtime
+    post-processes.
 
     ``torch.tensor`` copies: the arrays a Triton client returns are read-only views of its buffer.
     """
-    uncertainty_map = to_original(torch.tensor(uncertainty), size)
-    return to_original(torch.tensor(probability), size), np.clip(uncertainty_map, 0.0, None)
+    uncertainty_map = to_original(torch.tensor(uncertainty[0]), size)
+    return to_original(torch.tensor(probability[0]), size), np.clip(uncertainty_map, 0.0, None)
 
 
 def segment(

@@ -82,6 +82,53 @@ def test_export_then_segment_the_examples_on_torch_and_onnx(
     np.testing.assert_array_equal(masks["torch"], masks["onnx"])
 
 
+def test_queries_in_batches_give_what_one_by_one_gives(monkeypatch, capsys, exported, tmp_path):
+    """Five queries of different sizes with --batch-size 3: the support set is encoded once, the
+    decoder runs twice (3 + 2 queries), and every map is the one-by-one map."""
+    from vpi.runtime import OnnxRunner
+
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    for i, (height, width) in enumerate(((48, 40), (64, 64), (37, 53), (80, 48), (50, 70))):
+        Image.fromarray(blob_pair(20 + i, height, width)[0]).save(queries / f"q{i}.png")
+    calls: list[tuple[str, int]] = []
+    for graph in ("prior", "decoder"):
+        run = getattr(OnnxRunner, f"_run_{graph}")
+        monkeypatch.setattr(OnnxRunner, f"_run_{graph}", lambda self, first, second, run=run,
+                            graph=graph: calls.append((graph, len(first))) or run(self, first, second))
+    maps: list[tuple[np.ndarray, np.ndarray]] = []  # each query's probability and uncertainty
+    segment_batch = Segmenter.segment_batch
+
+    def recorded(self, images, prior, **options):
+        results = segment_batch(self, images, prior, **options)
+        maps.extend((r.probability, r.uncertainty) for r in results)
+        return results
+
+    monkeypatch.setattr(Segmenter, "segment_batch", recorded)
+    outputs = {}
+    for batch_size in (1, 3):
+        out = tmp_path / f"out-{batch_size}"
+        code, text, err = run_cli(monkeypatch, capsys, "segment", EXAMPLES / "support-star5", queries,
+                                  "--engine-dir", exported[1], "--backend", "onnx", "--seed", 4,
+                                  "--batch-size", batch_size, "--out", out)
+        assert code == 0, err
+        assert f"batches of {batch_size}" in text
+        outputs[batch_size] = (json.loads((out / "results.json").read_text()), list(maps))
+        maps.clear()
+    assert calls == [("prior", 1)] + [("decoder", 1)] * 5 + [("prior", 1), ("decoder", 3), ("decoder", 2)]
+    (single, single_maps), (batched, batched_maps) = outputs[1], outputs[3]
+    assert single["batch_size"] == 1 and batched["batch_size"] == 3
+    for one, many in zip(single["queries"], batched["queries"], strict=True):
+        assert one["query"] == many["query"] and one["size"] == many["size"]
+        assert abs(one["mean_uncertainty"] - many["mean_uncertainty"]) < 1e-7
+    assert len(batched_maps) == 5
+    for (probability, uncertainty), (batched_probability, batched_uncertainty) in zip(
+            single_maps, batched_maps, strict=True):
+        np.testing.assert_allclose(batched_probability, probability, atol=1e-6, rtol=0)
+        np.testing.assert_allclose(batched_uncertainty, uncertainty, atol=1e-7, rtol=0)
+    assert np.abs(single_maps[1][0][:37, :40] - single_maps[2][0][:37, :40]).max() > 1e-3
+
+
 def test_without_a_checkpoint_the_newest_run_is_used(monkeypatch, capsys, exported, tmp_path):
     run = tmp_path / "runs" / "tiny-20260101-120000"
     run.mkdir(parents=True)
@@ -138,6 +185,15 @@ def _case_setup(case: str, tmp_path: Path, export: Path) -> tuple[list, str]:
         old = copy_export(export, tmp_path / "old", vpi_version="0.0.1")
         return (["segment", _support(support), query, "--engine-dir", old],
                 "was written by vpi 0.0.1, but this is vpi")
+    if case in ("--batch-size 0", "--batch-size 17"):
+        size = case.split()[-1]
+        return (["segment", _support(support), query, *common, "--batch-size", size],
+                f"batch size \\(B\\) is {size}; these graphs take 1 to 16 items per call")
+    if case == "export without the batch axis":  # written before the graphs had B
+        old = copy_export(export, tmp_path / "old", format_version=1)
+        return (["segment", _support(support), query, "--engine-dir", old],
+                "was exported by another vpi version \\(manifest format 1, this vpi reads 2\\): "
+                "export the checkpoint again with `vpi export CHECKPOINT`")
     if case == "onnx file of another vpi":
         mixed = copy_export(export, tmp_path / "mixed")
         graph = onnx.load(mixed / "prior_encoder.onnx")
@@ -157,6 +213,7 @@ BAD_INPUTS = [
     "image without mask", "mask of another size", "all-background mask",
     "support file is not an image", "query is not an image", "empty support folder",
     "too many support pairs", "L = 0", "L = 17", "export of another vpi",
+    "--batch-size 0", "--batch-size 17", "export without the batch axis",
     "onnx file of another vpi", "segment --backend trt without TensorRT",
     "export --engine trt without TensorRT",
 ]

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vpi import __version__
-from vpi.config import CALIBRATION_EPISODES, GATE_EPISODES, GATE_MARGIN
+from vpi.config import CALIBRATION_EPISODES, GATE_EPISODES, GATE_MARGIN, MAX_BATCH, SEGMENT_BATCH
 from vpi.errors import VpiError
 from vpi.runtime.registry import (
     BACKENDS,
@@ -422,6 +422,9 @@ def segment_command(
     samples: Annotated[int, typer.Option("--samples", "-L", help="Samples of z, 1..16.")] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
     threshold: Annotated[float, typer.Option(help="Foreground probability threshold.")] = 0.5,
+    batch_size: Annotated[int, typer.Option(
+        help=f"Queries per decoder call, 1..{MAX_BATCH}; the results do not depend on it.")
+    ] = SEGMENT_BATCH,
     out: Annotated[Path, typer.Option(help="Folder for the PNGs and results.json.")] = Path(
         "segment-out"),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (torch and onnx).")] = "auto",
@@ -430,20 +433,24 @@ def segment_command(
     threads: Annotated[int | None, typer.Option(help=_threads_help())] = None,
     performance_hint: Annotated[str | None, typer.Option(help=_HINT_HELP)] = None,
 ) -> None:
-    """Segment query images with a few annotated examples: mask, overlay, uncertainty PNGs."""
+    """Segment query images with a few annotated examples: mask, overlay, uncertainty PNGs.
+
+    The support set is encoded once; the queries are decoded --batch-size at a time.
+    """
     from rich.markup import escape
 
     from vpi.runtime import segment_folder
 
     results = segment_folder(
         support, queries, checkpoint=checkpoint, engine_dir=engine_dir, backend=backend,
-        samples=samples, seed=seed, threshold=threshold, out_dir=out, device=device,
+        samples=samples, seed=seed, threshold=threshold, batch_size=batch_size, out_dir=out,
+        device=device,
         precision=precision, threads=threads, performance_hint=performance_hint,
         announce=lambda line: console.print(
             f"[yellow]{escape(line)}[/]" if line.startswith("warning") else f"[dim]{escape(line)}[/]"),
     )
     table = Table(title=f"{len(results['support']['pairs'])}-shot · L={results['samples_decoded']}"
-                        f" · {results['backend']}")
+                        f" · batches of {results['batch_size']} · {results['backend']}")
     for column in ("query", "foreground", "mean uncertainty", "decode ms"):
         table.add_column(column, justify="left" if column == "query" else "right")
     for record in results["queries"]:
@@ -461,6 +468,9 @@ def bench_command(
         help=backend_help(auto=False) + "; or a list: torch,onnx (default: every one; those that "
         "cannot run here are skipped, with the reason).")] = None,
     mode: Annotated[str, typer.Option(help="batched, looped or both.")] = "both",
+    batch: Annotated[str, typer.Option(
+        "--batch", "-B", help=f"Users per call B, 1..{MAX_BATCH}: a list 1,4,16 reports queries/s "
+        "per backend, L and B.")] = "1",
     checkpoint: Annotated[Path | None, typer.Option(
         help="Checkpoint to measure (default: the newest run of `vpi train`, else --preset).")] = None,
     engine_dir: Annotated[Path | None, typer.Option(
@@ -486,7 +496,8 @@ def bench_command(
     cache_dir: Annotated[Path, typer.Option(
         help="Where random-weight checkpoints and exports are cached.")] = Path("runs/bench-cache"),
 ) -> None:
-    """Measure latency, throughput and memory of the deployed pipeline over backends, L and mode."""
+    """Measure latency, throughput and memory of the deployed pipeline over backends, L, mode and
+    batch size."""
     from rich.markup import escape
 
     from vpi.bench import (
@@ -507,6 +518,7 @@ def bench_command(
         backends=tuple(parse_choice_list(backend, name="--backend", choices=tuple(BACKENDS)))
         if backend else None,
         modes=MODES if mode == "both" else tuple(parse_choice_list(mode, name="--mode", choices=MODES)),
+        batches=tuple(parse_int_list(batch, name="--batch", low=1, high=MAX_BATCH)),
         shots=shots, warmup=warmup, repeats=repeats, device=device, seed=seed, threads=threads,
         precision=precision, performance_hint=performance_hint, eval=evaluate,
         eval_episodes=eval_episodes,

@@ -25,6 +25,8 @@ ENCODER_DEPTHS = ("full", "mid")  # "mid" ends the encoder before its last stage
 DATASETS = ("builtin", "pascal", "coco", "fss")
 MAX_SHOTS = 10  # K range of the exported prior encoder
 MAX_SAMPLES = 16  # L range of the exported decoder
+MAX_BATCH = 16  # B range of both exported graphs: independent items per call
+SEGMENT_BATCH = 4  # queries per decoder call of `vpi segment`: most of the gain, little memory
 # `vpi export`: a reduced precision may lose GATE_MARGIN class-IoU points against PyTorch fp32 on
 # GATE_EPISODES held-out episodes (vpi.export.gate); int8 calibrates on CALIBRATION_EPISODES.
 GATE_EPISODES = 100
@@ -317,10 +319,12 @@ __all__ = [
     "DataConfig",
     "ENCODER_DEPTHS",
     "EvalConfig",
+    "MAX_BATCH",
     "MAX_SAMPLES",
     "MAX_SHOTS",
     "ModelConfig",
     "PRESETS",
+    "SEGMENT_BATCH",
     "TrainConfig",
     "apply_overrides",
     "config_from_dict",

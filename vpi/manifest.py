@@ -16,7 +16,8 @@ from vpi.errors import BackendError
 from vpi.io import atomic_write_text
 
 FORMAT = "vpi-export"
-FORMAT_VERSION = 1
+# 2: both graphs lead with a batch axis B (1 had none), and the decoder's maps are (B, H, W).
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 
@@ -58,8 +59,9 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     check_vpi_version(manifest.get("vpi_version"), f"export {str(folder)!r}")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BackendError(
-            f"export {str(folder)!r} has manifest format {manifest.get('format_version')}, "
-            f"this vpi reads {FORMAT_VERSION}: export the checkpoint again"
+            f"export {str(folder)!r} was exported by another vpi version (manifest format "
+            f"{manifest.get('format_version')}, this vpi reads {FORMAT_VERSION}): export the "
+            "checkpoint again with `vpi export CHECKPOINT`"
         )
     return manifest
 

@@ -1,8 +1,10 @@
-"""The K and L ranges, and parsing the integer lists that sweeps take: `1..10`, `1,2,4,8`, `6`.
+"""The B, K and L ranges, and parsing the integer lists that sweeps take: `1..10`, `1,2,4,8`, `6`.
 
 ``check_shots`` and ``check_samples`` are the one statement of what K (support pairs) and L
 (prototype samples) may be: the graphs reduce over both axes, so an empty one would give NaN
-without a word. The runners pass their engine's own maxima, the model the exported range.
+without a word. ``check_batch`` bounds B, the independent items of one call, by what was exported
+(a TensorRT engine's profile fixes it). The runners pass their engine's own maxima, the model the
+exported range.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ def check_samples(samples: int, maximum: int) -> None:
     """L must lie in 1..maximum (16, or a TensorRT engine's profile)."""
     if not 1 <= samples <= maximum:
         raise ConfigError(f"samples (L) is {samples}; this decoder takes 1 to {maximum}")
+
+
+def check_batch(batch: int, maximum: int) -> None:
+    """B must lie in 1..maximum (16, or a TensorRT engine's profile)."""
+    if not 1 <= batch <= maximum:
+        raise ConfigError(f"batch size (B) is {batch}; these graphs take 1 to {maximum} items per call")
 
 
 def parse_int_list(text: str, *, name: str, low: int, high: int) -> list[int]:

@@ -20,8 +20,8 @@ def test_percentiles_interpolate_like_numpy():
                      "n": 4}
 
 
-def _cell(backend, mode, samples, decoder, end_to_end):
-    return {"backend": backend, "mode": mode, "L": samples, "decoder_ms": {"p50": decoder},
+def _cell(backend, mode, samples, decoder, end_to_end, batch=1):
+    return {"backend": backend, "mode": mode, "L": samples, "B": batch, "decoder_ms": {"p50": decoder},
             "end_to_end_ms": {"p50": end_to_end}}
 
 
@@ -33,11 +33,25 @@ def test_ratios_and_targets():
     ]
     found = comparisons(results)
     assert found["looped_over_batched"] == [
-        {"backend": "torch", "L": 10, "decoder": 8.0, "end_to_end": 3.125}]
-    assert {"backend": "torch", "mode": "batched", "L": 10, "decoder": 5.0,
+        {"backend": "torch", "L": 10, "B": 1, "decoder": 8.0, "end_to_end": 3.125}]
+    assert {"backend": "torch", "mode": "batched", "L": 10, "B": 1, "decoder": 5.0,
             "end_to_end": 1.6} in found["over_L1"]
     assert found["torch_over_backend"] == [
-        {"backend": "onnx", "mode": "batched", "L": 6, "decoder": 1.5, "end_to_end": 1.3}]
+        {"backend": "onnx", "mode": "batched", "L": 6, "B": 1, "decoder": 1.5, "end_to_end": 1.3}]
+    assert found["over_B1"] == []
+    # A batch of 4 at L = 10 whose decoder takes twice B = 1's: twice the queries/s. Its own
+    # L = 10 / L = 1 ratio (1.1) would meet the first target, but targets are read at B = 1.
+    batched = [*results, _cell("torch", "batched", 10, 100.0, 220.0, batch=4),
+               _cell("torch", "batched", 1, 90.0, 200.0, batch=4)]
+    found = comparisons(batched)
+    assert found["over_B1"] == [
+        {"backend": "torch", "mode": "batched", "L": 10, "B": 4, "decoder": 2.0,
+         "end_to_end": 2.909},
+        {"backend": "torch", "mode": "batched", "L": 1, "B": 4, "decoder": 0.444,
+         "end_to_end": 2.0}]
+    assert {"backend": "torch", "mode": "batched", "L": 10, "B": 4, "decoder": 1.111,
+            "end_to_end": 1.1} in found["over_L1"]
+    assert check_targets(batched) == check_targets(results)
     targets = {t["target"]: t for t in check_targets(results)}
     assert targets["end_to_end_L10_over_L1"]["value"] == 1.6
     assert targets["end_to_end_L10_over_L1"]["met"] is False

@@ -9,14 +9,15 @@ import pytest
 
 from vpi.bench import cell as cell_module
 
-CELLS = [(1, "batched"), (1, "looped"), (6, "batched"), (6, "looped")]
+CELLS = [(1, "batched", 1), (1, "looped", 1), (6, "batched", 4), (6, "looped", 4)]
 
 
 def _record_rounds(monkeypatch: pytest.MonkeyPatch, seed: int, rounds: int) -> list[list[Any]]:
-    calls: list[tuple[str, int, str]] = []
+    calls: list[tuple[str, int, str, int]] = []
 
-    def fake_run(runner: Any, clock: Any, inputs: Any, samples: int, mode: str) -> tuple[float, ...]:
-        calls.append((runner, samples, mode))
+    def fake_run(runner: Any, clock: Any, inputs: Any, samples: int, mode: str, batch: int
+                 ) -> tuple[float, ...]:
+        calls.append((runner, samples, mode, batch))
         return 1.0, 2.0, 3.0
 
     monkeypatch.setattr(cell_module, "time_run", fake_run)
@@ -25,6 +26,8 @@ def _record_rounds(monkeypatch: pytest.MonkeyPatch, seed: int, rounds: int) -> l
              for name in ("torch", "onnx")]
     measured = cell_module.measure_cells(lanes, CELLS, warmup=1, repeats=rounds - 1, seed=seed)
     assert all(entry["end_to_end_ms"]["n"] == rounds - 1 for entry in measured.values())
+    # B queries per 2 ms of decoder: queries/s grow with the batch size
+    assert {key[3]: entry["throughput_qps"] for key, entry in measured.items()} == {1: 500.0, 4: 2000.0}
     per_round = len(lanes) * len(CELLS)
     return [calls[i:i + per_round] for i in range(0, len(calls), per_round)]
 

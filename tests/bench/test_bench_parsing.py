@@ -46,6 +46,8 @@ def test_bad_samples_fail_in_the_cli_before_any_work(text, message, tmp_path):
     (["--repeats", "0"], "timed runs 1 or more"),
     (["--shots", "11"], "--shots is 11; it must lie in 1..10"),
     (["--eval", "pascal"], "--eval is 'pascal'; choose one of: builtin"),
+    (["--batch", "0,4"], "--batch 0 is out of range; it must lie in 1..16"),
+    (["--batch", "1,17"], "--batch 17 is out of range; it must lie in 1..16"),
 ])
 def test_bad_options_name_the_option(args, message, tmp_path):
     result = CliRunner().invoke(app, ["bench", *args, "--cache-dir", str(tmp_path)])
@@ -53,6 +55,10 @@ def test_bad_options_name_the_option(args, message, tmp_path):
     assert message in str(result.exception)
 
 
-def test_settings_reject_out_of_range_samples():
+def test_settings_reject_out_of_range_samples_and_batches():
     with pytest.raises(ConfigError, match="each L must lie in 1..16"):
         BenchSettings(samples=(0, 3))
+    with pytest.raises(ConfigError, match="--batch is \\[1, 32\\]; each B must lie in 1..16"):
+        BenchSettings(batches=(1, 32))
+    with pytest.raises(ConfigError, match="--batch is \\[\\]"):
+        BenchSettings(batches=())

@@ -37,7 +37,7 @@ QUICK = {"warmup": 0, "repeats": 2}
 def _inputs(spec: GraphSpec, samples: int):
     torch.manual_seed(3)
     side = spec.input_size
-    return torch.rand(1, 3, side, side), torch.randn(samples, spec.latent_dim)
+    return torch.rand(2, 3, side, side), torch.randn(2, samples, spec.latent_dim)
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
@@ -48,7 +48,7 @@ def test_looped_and_batched_give_the_same_probabilities(backend, exported, tiny_
     query, prototypes = _inputs(spec, 5)
     batched = decode_batched(runner, query, prototypes)
     looped = decode_looped(runner, query, prototypes)
-    assert looped[0].shape == batched[0].shape == (1, 1, spec.input_size, spec.input_size)
+    assert looped[0].shape == batched[0].shape == (2, spec.input_size, spec.input_size)
     torch.testing.assert_close(looped[0], batched[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(looped[1], batched[1], atol=1e-5, rtol=0)
     assert batched[1].max() > 0  # five different prototypes: the maps do differ
@@ -138,6 +138,47 @@ def test_json_report_of_a_short_run(exported, tmp_path):
     assert [a["L"] for a in accuracy["per_L"]] == [1, 2]
     assert all(0.0 <= a["class_iou"] <= 1.0 and a["episodes"] == 2 for a in accuracy["per_L"])
     assert "skipped trt" in result.output or torch.cuda.is_available()
+
+
+def test_batch_sizes_report_queries_per_second(exported, tmp_path, monkeypatch):
+    """--batch 1,3: every cell runs both graphs on B users at once, queries/s counts B queries per
+    decoder call, the table gains B and q/s over B = 1, and the JSON the over_B1 ratios."""
+    checkpoint, folder = exported
+    seen: list[tuple[str, int]] = []
+    for graph in ("prior", "decoder"):
+        run = getattr(OnnxRunner, f"_run_{graph}")
+        monkeypatch.setattr(OnnxRunner, f"_run_{graph}", lambda self, first, second, run=run,
+                            graph=graph: seen.append((graph, len(first))) or run(self, first, second))
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, [
+        "bench", "--checkpoint", str(checkpoint), "--engine-dir", str(folder), "-L", "2",
+        "--batch", "1,3", "--backend", "torch,onnx", "--mode", "batched", "--warmup", "0",
+        "--repeats", "1", "--device", "cpu", "--json", str(out), "--cache-dir", str(tmp_path / "c"),
+    ], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert sorted(set(seen)) == [("decoder", 1), ("decoder", 3), ("prior", 1), ("prior", 3)]
+    report = json.loads(out.read_text())
+    assert report["format_version"] == 2 and report["settings"]["batches"] == [1, 3]
+    cells = {(r["backend"], r["B"]): r for r in report["results"]}
+    assert set(cells) == {(b, n) for b in ("torch", "onnx") for n in (1, 3)}
+    for (_, batch), cell in cells.items():
+        assert cell["L"] == 2 and cell["mode"] == "batched"
+        assert cell["throughput_qps"] == round(batch * 1000.0 / cell["decoder_ms"]["mean"], 3)
+    gains = {c["backend"]: c for c in report["comparisons"]["over_B1"]}
+    assert set(gains) == {"torch", "onnx"}
+    for backend, gain in gains.items():
+        one, three = cells[(backend, 1)], cells[(backend, 3)]
+        assert gain["B"] == 3 and gain["decoder"] == round(
+            3 * one["decoder_ms"]["p50"] / three["decoder_ms"]["p50"], 3)
+    assert all(c["B"] in (1, 3) for c in report["comparisons"]["torch_over_backend"])
+    console = Console(record=True, width=200)
+    console.print(bench_table(report))
+    text = console.export_text()
+    assert "q/s" in text and "/B=1" in text
+    rows = [line.split() for line in text.splitlines() if line.strip().startswith(("torch", "onnx"))]
+    assert sorted((row[0], row[1], row[2]) for row in rows) == [
+        ("onnx", "2", "1"), ("onnx", "2", "3"), ("torch", "2", "1"), ("torch", "2", "3")]
+    plot_bench(report, tmp_path / "batches.png")  # a line per backend and B
 
 
 def test_preset_with_random_weights_is_saved_once_and_said(tmp_path):

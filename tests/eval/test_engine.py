@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
+import torch
 from runtime.helpers import openvino_missing, run_cli
 
+from vpi.checkpoint import load_model
 from vpi.errors import ConfigError
+from vpi.eval.engine import RunnerPredictor
 from vpi.eval.protocol import run_evaluation
+from vpi.runtime import OnnxRunner
 
 BACKENDS = ["onnx", pytest.param("openvino", marks=pytest.mark.skipif(
     openvino_missing() is not None, reason=str(openvino_missing())))]
@@ -65,3 +70,28 @@ def test_what_an_export_cannot_score_is_refused_before_any_work(reading_export, 
     code, _, err = run_cli(monkeypatch, capsys, "eval", checkpoint, "--engine-dir", folder)
     assert code == 2 and err.count("\n") == 1
     assert "give checkpoints or an export folder (--engine-dir), not both" in err
+
+
+def test_a_batch_of_episodes_runs_in_calls_of_the_graphs_batch(reading_export):
+    """Episodes go through each graph B at a time, at most the export's largest B per call; the
+    noise is one draw for the whole batch, as the model's, so the maps are the model's."""
+    checkpoint, folder = reading_export
+    model, config, _ = load_model(checkpoint)
+    runner = OnnxRunner(folder, device="cpu")
+    runner.spec = dataclasses.replace(runner.spec, max_batch=3)
+    calls = []
+    for name in ("run_prior", "run_decoder"):
+        run = getattr(runner, name)
+        setattr(runner, name, lambda a, b, run=run, name=name: calls.append((name, len(a))) or run(a, b))
+    s = config.data.image_size
+    gen = torch.Generator().manual_seed(0)
+    images, query = torch.rand(7, 2, 3, s, s, generator=gen), torch.rand(7, 3, s, s, generator=gen)
+    masks = (torch.rand(7, 2, 1, s, s, generator=gen) > 0.5).float()
+    got = RunnerPredictor(runner, config.model.aggregation).predict(
+        images, masks, query, samples=4, generator=torch.Generator().manual_seed(5))
+    assert calls == [("run_prior", 3), ("run_prior", 3), ("run_prior", 1),
+                     ("run_decoder", 3), ("run_decoder", 3), ("run_decoder", 1)]
+    want = model.predict(images, masks, query, samples=4, generator=torch.Generator().manual_seed(5))
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == (7, s, s)
+        assert (a - b).abs().max() < 1e-4

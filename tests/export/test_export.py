@@ -29,18 +29,20 @@ def test_manifest_records_what_was_exported(exported, tiny_config):
     assert manifest["torch_version"] == torch.__version__ and manifest["onnx_version"]
     assert manifest["input_size"] == [64, 64] and manifest["latent_dim"] == 16
     assert manifest["shots"] == [1, 10] and manifest["samples"] == [1, 16]
+    assert manifest["batch"] == [1, 16] and manifest["format_version"] == 2
     assert isinstance(manifest["opset"], int) and manifest["opset"] >= 18
     assert manifest["checkpoint"]["sha256"] == file_sha256(checkpoint)
     assert manifest["config"] == json.loads(json.dumps(config_to_dict(tiny_config)))
     report = manifest["parity"]["onnxruntime"]
     assert report["tolerance"] == 1e-4 and max(report["max_error"].values()) <= 1e-4
-    covered = {(c["graph"], c["inputs"], c.get("K", c.get("L"))) for c in report["cases"]}
+    covered = {(c["graph"], c["inputs"], c["B"], c.get("K", c.get("L"))) for c in report["cases"]}
     assert covered == {
-        ("prior_encoder", "random", 1), ("prior_encoder", "random", 10),
-        ("prior_encoder", "real", 1), ("prior_encoder", "real", 3),
-        ("segmentation_decoder", "random", 1), ("segmentation_decoder", "random", 16),
-        ("segmentation_decoder", "real", 1), ("segmentation_decoder", "real", 6),
-        ("segmentation_decoder", "real", 10),
+        ("prior_encoder", "random", 1, 1), ("prior_encoder", "random", 1, 10),
+        ("prior_encoder", "real", 1, 1), ("prior_encoder", "real", 1, 3),
+        ("prior_encoder", "batch", 2, 2),
+        ("segmentation_decoder", "random", 1, 1), ("segmentation_decoder", "random", 1, 16),
+        ("segmentation_decoder", "real", 1, 1), ("segmentation_decoder", "real", 1, 6),
+        ("segmentation_decoder", "real", 1, 10), ("segmentation_decoder", "batch", 2, 6),
     }
     assert "tensorrt" not in manifest
 
@@ -53,8 +55,10 @@ def test_graphs_pass_the_checks_with_named_dynamic_axes(exported):
         model = onnx.load(folder / f"{name}.onnx")
         assert {p.key: p.value for p in model.metadata_props} == {
             "vpi_version": __version__, "vpi_graph": name}
-    assert signatures["prior_encoder"]["inputs"]["support_images"] == ["K", 3, 64, 64]
-    assert signatures["segmentation_decoder"]["inputs"]["prototypes"] == ["L", 16]
+    assert signatures["prior_encoder"]["inputs"]["support_images"] == ["B", "K", 3, 64, 64]
+    assert signatures["prior_encoder"]["outputs"]["prior_mean"] == ["B", 16]
+    assert signatures["segmentation_decoder"]["inputs"]["prototypes"] == ["B", "L", 16]
+    assert signatures["segmentation_decoder"]["outputs"]["probability"] == ["B", 64, 64]
     with pytest.raises(VpiError, match="has inputs .* expected"):
         check_graph(folder / "prior_encoder.onnx", signatures["segmentation_decoder"])
 
@@ -81,9 +85,34 @@ def test_parity_failure_writes_nothing(exported, other_checkpoint, reuse_graphs,
     folder = copy_export(exported[1], tmp_path / "export")
     before = snapshot(folder)
     with pytest.raises(BackendError, match="ONNX Runtime disagrees with eager PyTorch on "
-                                           "prior_encoder at K=1 .* the export was not written"):
+                                           "prior_encoder at K=1, B=1 .* the export was not written"):
         export_model(other_checkpoint, folder, force=True)
     assert snapshot(folder) == before
+
+
+def test_parity_checks_a_batch_against_its_items_one_by_one(exported):
+    """A runner whose batched answer leaks between items fails the batch cases, and only them."""
+    from vpi.export.parity import FP32_TOLERANCE, check_parity, parity_report
+    from vpi.runtime import TorchRunner
+
+    reference = TorchRunner.from_checkpoint(exported[0], device="cpu")
+
+    class Leaky:
+        """Every item gets its batch's average input: exact at B = 1, wrong at B > 1."""
+
+        def run_prior(self, images, masks):
+            return reference.run_prior(images.mean(0, keepdim=True).expand_as(images), masks)
+
+        def run_decoder(self, query, prototypes):
+            return reference.run_decoder(query.mean(0, keepdim=True).expand_as(query), prototypes)
+
+    report = parity_report(reference, Leaky(), reference.spec, FP32_TOLERANCE)
+    failing = {(c["graph"], c["inputs"]) for c in report["cases"]
+               if max(c.get(k, 0.0) for k in ("prior_mean", "probability")) > FP32_TOLERANCE}
+    assert failing == {("prior_encoder", "batch"), ("segmentation_decoder", "batch")}
+    with pytest.raises(BackendError, match="Leaky disagrees with eager PyTorch on prior_encoder at "
+                                           "K=2, B=2 \\(batch inputs\\)"):
+        check_parity(report, "Leaky")
 
 
 def test_reexporting_the_same_checkpoint_needs_no_force(exported, reuse_graphs, tmp_path):

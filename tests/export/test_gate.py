@@ -19,6 +19,7 @@ from vpi.export import export_model, pipeline
 from vpi.export.calibration import CalibrationSource, calibration_inputs
 from vpi.export.gate import AccuracyGate, GateSettings
 from vpi.export.openvino import NNCF_MISSING, faster_precisions, quantized_ops
+from vpi.export.parity import check_parity, parity_report, parity_tolerance
 from vpi.graphs import GraphSpec
 from vpi.runtime import BACKENDS, OnnxRunner, OpenVinoRunner, TorchRunner
 
@@ -97,6 +98,22 @@ def test_int8_round_trip_quantises_both_graphs_and_keeps_the_fragile_ops_fp32(in
     assert candidate["points_lost"] == pytest.approx(
         100 * (gate["reference"]["class_iou"] - candidate["class_iou"]), abs=1e-3)
     assert manifest["parity"]["openvino"]["max_error"]["probability"] <= 1e-4  # fp32, as before
+
+
+@needs_nncf
+def test_the_int8_ir_keeps_the_batch_axis(int8_export):
+    """Calibrated on B = 1 items, the int8 IR still takes 1..MAX_BATCH of them, and an item's
+    answer does not depend on what else is in its batch (parity's batch cases, int8 against
+    itself one by one)."""
+    ov = BACKENDS["openvino"].require()
+    manifest = json.loads((int8_export / "manifest.json").read_text())
+    for file in manifest["openvino"]["int8"]["files"].values():
+        for tensor in ov.Core().read_model(str(int8_export / file)).inputs:
+            assert tensor.get_partial_shape()[0].is_dynamic, (file, tensor.get_any_name())
+    runner = OpenVinoRunner(int8_export, precision="int8")
+    report = parity_report(runner, runner, runner.spec, parity_tolerance("fp32", "cpu"))
+    assert {case["B"] for case in report["cases"]} == {1, 2}
+    check_parity(report, "OpenVINO int8")
 
 
 @needs_nncf
@@ -234,10 +251,13 @@ def test_calibration_from_a_support_folder(reading_export, tmp_path):
     own = calibration_inputs(CalibrationSource(support_dir=tmp_path / "support"), config, reference)
     assert own.record["inputs"] == {"prior_encoder": 4, "segmentation_decoder": 3}
     assert own.record["queries"] == "the support images"
-    shots = [feeds["support_images"].shape[0] for feeds in own.inputs["prior_encoder"]]
-    assert shots == [1, 1, 1, 3]  # each pair alone, then the three together
+    shapes = [feeds["support_images"].shape[:2] for feeds in own.inputs["prior_encoder"]]
+    assert shapes == [(1, 1), (1, 1), (1, 1), (1, 3)]  # B = 1: each pair alone, then all three
+    assert all(feeds["support_masks"].shape[:2] == feeds["support_images"].shape[:2]
+               for feeds in own.inputs["prior_encoder"])
     decoder = own.inputs["segmentation_decoder"][0]
-    assert decoder["query_image"].shape == (1, 3, 64, 64) and decoder["prototypes"].shape == (4, 16)
+    assert decoder["query_image"].shape == (1, 3, 64, 64)
+    assert decoder["prototypes"].shape == (1, 4, 16)
     with pytest.raises(ConfigError, match="--calibration-episodes is 0; it must be 1 or more"):
         CalibrationSource(episodes=0)
     with pytest.raises(ConfigError, match="--gate-episodes is 0; it must be 1 or more"):

@@ -11,11 +11,13 @@ from vpi.model import VPIModel
 from vpi.model.graphs import PriorEncoderGraph, SegmentationDecoderGraph, typed_model
 
 
-def _support(shots: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+def _support(shots: int = 3, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` support sets of ``shots`` pairs: (B, K, 3, 64, 64) and (B, K, 1, 64, 64)."""
     gen = torch.Generator().manual_seed(0)
-    masks = torch.zeros(shots, 1, 64, 64)
-    masks[:, :, 8:40, 16:48] = 1.0
-    return torch.rand(shots, 3, 64, 64, generator=gen), masks
+    masks = torch.zeros(batch, shots, 1, 64, 64)
+    masks[..., 8:40, 16:48] = 1.0
+    masks[1:, :, :, 40:] = 1.0  # later sets differ in their masks too
+    return torch.rand(batch, shots, 3, 64, 64, generator=gen), masks
 
 
 @pytest.mark.parametrize("aggregation", ["variance", "mean"])
@@ -26,7 +28,7 @@ def test_prior_graph_is_the_models_aggregated_prior(tiny_config, aggregation):
     images, masks = _support()
     with torch.no_grad():
         mean, var = PriorEncoderGraph(model)(images, masks)
-        ref_mean, ref_var = model.prior(images[None], masks[None])
+        ref_mean, ref_var = model.prior(images, masks)
     torch.testing.assert_close(mean, ref_mean)
     torch.testing.assert_close(var, ref_var)
     assert mean.shape == (1, 16)
@@ -36,23 +38,44 @@ def test_decoder_graph_is_eq5_of_predict(tiny_model):
     images, masks = _support()
     query = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        mean, var = tiny_model.prior(images[None], masks[None])
+        mean, var = tiny_model.prior(images, masks)
         z = tiny_model.prototypes(mean, var, 6, torch.Generator().manual_seed(2))
-        prob, unc = SegmentationDecoderGraph(tiny_model)(query, z[0])
-        ref_prob, ref_unc = tiny_model.predict(images[None], masks[None], query, samples=6,
+        prob, unc = SegmentationDecoderGraph(tiny_model)(query, z)
+        ref_prob, ref_unc = tiny_model.predict(images, masks, query, samples=6,
                                                generator=torch.Generator().manual_seed(2))
-    assert prob.shape == unc.shape == (1, 1, 64, 64)
-    torch.testing.assert_close(prob[:, 0], ref_prob)
-    torch.testing.assert_close(unc[:, 0], ref_unc)
+    assert prob.shape == unc.shape == (1, 64, 64)
+    torch.testing.assert_close(prob, ref_prob)
+    torch.testing.assert_close(unc, ref_unc)
+
+
+def test_each_item_of_a_batch_gets_its_own_answer(tiny_model):
+    """B = 3 support sets and queries at once equal each one alone: nothing mixes across B."""
+    images, masks = _support(shots=2, batch=3)
+    query = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    prior, decoder = PriorEncoderGraph(tiny_model), SegmentationDecoderGraph(tiny_model)
+    with torch.no_grad():
+        mean, var = prior(images, masks)
+        z = mean[:, None] + torch.randn(3, 5, 16) * var[:, None].sqrt()
+        prob, unc = decoder(query, z)
+        for i in range(3):
+            alone = prior(images[i:i + 1], masks[i:i + 1])
+            torch.testing.assert_close(mean[i:i + 1], alone[0], atol=1e-6, rtol=0)
+            torch.testing.assert_close(var[i:i + 1], alone[1], atol=1e-6, rtol=1e-5)
+            single = decoder(query[i:i + 1], z[i:i + 1])
+            torch.testing.assert_close(prob[i:i + 1], single[0], atol=1e-6, rtol=0)
+            torch.testing.assert_close(unc[i:i + 1], single[1], atol=1e-7, rtol=0)
+    assert mean.shape == (3, 16) and prob.shape == unc.shape == (3, 64, 64)
+    assert float((mean[0] - mean[1]).abs().max()) > 1e-3  # the sets do differ
+    assert float((prob[0] - prob[1]).abs().max()) > 1e-3
 
 
 def test_batched_decoder_equals_the_average_of_single_passes(tiny_model):
     graph = SegmentationDecoderGraph(tiny_model)
     query = torch.rand(1, 3, 64, 64)
-    z = torch.randn(10, 16) * 3
+    z = torch.randn(1, 10, 16) * 3
     with torch.no_grad():
         prob, unc = graph(query, z)
-        singles = torch.cat([graph(query, z[i: i + 1])[0] for i in range(10)])
+        singles = torch.cat([graph(query, z[:, i: i + 1])[0] for i in range(10)])
     torch.testing.assert_close(prob[0], singles.mean(0), atol=1e-6, rtol=0)
     torch.testing.assert_close(unc[0], singles.var(0, unbiased=False), atol=1e-7, rtol=0)
     assert float(unc.max()) > 0.0
@@ -65,7 +88,7 @@ def test_typed_copy_keeps_fp32_io_and_stays_close(tiny_model):
     assert half.prior_net.mean.weight.dtype == torch.float32  # the prior heads stay fp32
     assert tiny_model.encoder.stem[0].weight.dtype == torch.float32  # the original is untouched
     images, masks = _support()
-    query, z = torch.rand(1, 3, 64, 64), torch.randn(6, 16)
+    query, z = torch.rand(1, 3, 64, 64), torch.randn(1, 6, 16)
     with torch.no_grad():
         for graph, args in ((PriorEncoderGraph, (images, masks)),
                             (SegmentationDecoderGraph, (query, z))):

@@ -10,11 +10,12 @@ import types
 import pytest
 import torch
 
+from vpi import __version__
 from vpi.errors import BackendError, ConfigError
 from vpi.export import tensorrt as trt_export
 from vpi.graphs import GraphSpec
 from vpi.manifest import check_vpi_version, major_minor, read_manifest
-from vpi.ranges import check_samples
+from vpi.ranges import check_batch, check_samples
 from vpi.runtime import tensorrt_compat
 from vpi.runtime.tensorrt_runner import TORCH_DTYPES, engine_info
 
@@ -41,19 +42,27 @@ def test_unusable_precisions_and_versions():
         trt_export.precision_plan("8.6.1", "fp16")
 
 
-def test_profiles_cover_k_1_to_10_and_l_1_to_16():
+def test_profiles_cover_b_1_to_16_k_1_to_10_and_l_1_to_16():
     profiles = trt_export.optimization_profiles(SPEC)
-    assert profiles["prior_encoder"]["support_images"] == [[1, 3, 64, 64], [1, 3, 64, 64],
-                                                           [10, 3, 64, 64]]
-    assert profiles["prior_encoder"]["support_masks"][2] == [10, 1, 64, 64]
-    assert profiles["segmentation_decoder"]["prototypes"] == [[1, 16], [6, 16], [16, 16]]
-    assert profiles["segmentation_decoder"]["query_image"] == [[1, 3, 64, 64]] * 3
+    assert profiles["prior_encoder"]["support_images"] == [[1, 1, 3, 64, 64], [1, 1, 3, 64, 64],
+                                                           [16, 10, 3, 64, 64]]
+    assert profiles["prior_encoder"]["support_masks"][2] == [16, 10, 1, 64, 64]
+    assert profiles["segmentation_decoder"]["prototypes"] == [[1, 1, 16], [4, 6, 16], [16, 16, 16]]
+    assert profiles["segmentation_decoder"]["query_image"] == [[1, 3, 64, 64], [4, 3, 64, 64],
+                                                               [16, 3, 64, 64]]
+    assert tensorrt_compat.profile_spec(SPEC, profiles) == SPEC
     narrow = json.loads(json.dumps(profiles))
-    narrow["segmentation_decoder"]["prototypes"][2] = [8, 16]
+    narrow["segmentation_decoder"]["prototypes"][2] = [16, 8, 16]
+    narrow["segmentation_decoder"]["query_image"][2] = [2, 3, 64, 64]
     spec = tensorrt_compat.profile_spec(SPEC, narrow)
-    assert (spec.max_shots, spec.max_samples) == (10, 8)
+    assert (spec.max_shots, spec.max_samples, spec.max_batch) == (10, 8, 2)
     with pytest.raises(ConfigError, match="samples \\(L\\) is 9; this decoder takes 1 to 8"):
         check_samples(9, spec.max_samples)
+    with pytest.raises(ConfigError, match="batch size \\(B\\) is 3; these graphs take 1 to 2"):
+        check_batch(3, spec.max_batch)
+    small = trt_export.optimization_profiles(GraphSpec(64, 16, max_batch=2))
+    assert small["segmentation_decoder"]["query_image"] == [[1, 3, 64, 64], [2, 3, 64, 64],
+                                                            [2, 3, 64, 64]]  # opt never above max
 
 
 def test_engines_of_another_tensorrt_or_gpu_are_refused():
@@ -113,6 +122,12 @@ def test_manifest_and_version_checks(tmp_path):
     (tmp_path / "manifest.json").write_text('{"format": "other"}')
     with pytest.raises(BackendError, match="is not a vpi export manifest"):
         read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"format": "vpi-export", "format_version": 1, "vpi_version": __version__}))
+    with pytest.raises(BackendError, match="^export .* was exported by another vpi version "
+                                           "\\(manifest format 1, this vpi reads 2\\): export the "
+                                           "checkpoint again with `vpi export CHECKPOINT`$"):
+        read_manifest(tmp_path)
     with pytest.raises(BackendError, match="holds no TensorRT engines: build them with"):
         engine_info({"format": "vpi-export"}, "'x'")
     assert TORCH_DTYPES["HALF"] == torch.float16 and TORCH_DTYPES["FLOAT"] == torch.float32
@@ -171,4 +186,4 @@ def test_builder_follows_the_plan(tmp_path, monkeypatch, version, precision):
     assert names.count("clear_flag") == (2 if precision == "fp32" else 0)
     if precision == "fp32":
         assert ("clear_flag", "TF32") in fake.calls
-    assert ("set_shape", "prototypes", [1, 16], [6, 16], [16, 16]) in fake.calls
+    assert ("set_shape", "prototypes", [1, 1, 16], [4, 6, 16], [16, 16, 16]) in fake.calls

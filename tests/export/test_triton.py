@@ -78,20 +78,27 @@ def test_configs_parse_and_name_the_graphs_tensors(repo):
         "segmentation_decoder", "segmentation_decoder/1", "segmentation_decoder/1/model.onnx",
         "segmentation_decoder/config.pbtxt", "vpi", "vpi/1", "vpi/config.pbtxt",
     ]
+    for name in ("prior_encoder", "segmentation_decoder", "request_validator"):
+        config = configs[name]
+        assert config.max_batch_size == 16
+        assert config.dynamic_batching.max_queue_delay_microseconds == triton.QUEUE_DELAY_US
+        assert "dynamic_batching merges concurrent requests" in (repo / name / "config.pbtxt").read_text()
     for name in ("prior_encoder", "segmentation_decoder"):
         config = configs[name]
-        assert config.platform == "onnxruntime_onnx" and config.max_batch_size == 0
-        assert not config.HasField("dynamic_batching")
+        assert config.platform == "onnxruntime_onnx"
         assert [(g.count, g.kind) for g in config.instance_group] == [
             (1, model_config_pb2.ModelInstanceGroup.KIND_AUTO)]
-        assert "dynamic batching does not apply" in (repo / name / "config.pbtxt").read_text()
+    # Triton's dims leave out the batch axis that every graph tensor leads with.
     assert {t.name: list(t.dims) for t in configs["segmentation_decoder"].input} == {
-        "query_image": [1, 3, 64, 64], "prior_mean": [1, 16], "prior_variance": [1, 16],
-        "noise": [-1, 16]}
+        "query_image": [3, 64, 64], "prior_mean": [16], "prior_variance": [16], "noise": [-1, 16]}
+    assert {t.name: list(t.dims) for t in configs["segmentation_decoder"].output} == {
+        "probability": [64, 64], "uncertainty": [64, 64]}
     assert {t.name: list(t.dims) for t in configs["prior_encoder"].input} == {
         "support_images": [-1, 3, 64, 64], "support_masks": [-1, 1, 64, 64]}
+    assert {t.name: list(t.dims) for t in configs["prior_encoder"].output} == {
+        "prior_mean": [16], "prior_variance": [16]}
     validator = configs["request_validator"]
-    assert validator.backend == "python" and validator.max_batch_size == 0
+    assert validator.backend == "python"
     assert [(g.count, g.kind) for g in validator.instance_group] == [
         (1, model_config_pb2.ModelInstanceGroup.KIND_CPU)]
     source = triton.VALIDATOR_SOURCE.read_bytes()
@@ -99,12 +106,12 @@ def test_configs_parse_and_name_the_graphs_tensors(repo):
     checked = {"support_images": [-1, 3, 64, 64], "support_masks": [-1, 1, 64, 64], "noise": [-1, 16]}
     assert {t.name: list(t.dims) for t in validator.input} == checked
     assert {t.name: list(t.dims) for t in validator.output} == checked
-    assert validator_axes(validator) == {
+    assert validator_axes(validator) == {  # axis indices in the arrays, batch axis included
         "K": {"min": 1, "max": 10, "what": "support pairs",
-              "tensors": {"support_images": 0, "support_masks": 0}},
-        "L": {"min": 1, "max": 16, "what": "samples of z", "tensors": {"noise": 0}}}
+              "tensors": {"support_images": 1, "support_masks": 1}},
+        "L": {"min": 1, "max": 16, "what": "samples of z", "tensors": {"noise": 1}}}
     ensemble = configs["vpi"]
-    assert ensemble.platform == "ensemble" and ensemble.max_batch_size == 0
+    assert ensemble.platform == "ensemble" and ensemble.max_batch_size == 16
     assert [t.name for t in ensemble.input] == ["support_images", "support_masks", "query_image", "noise"]
     assert [t.name for t in ensemble.output] == ["probability", "uncertainty"]
     steps = ensemble.ensemble_scheduling.step
@@ -120,9 +127,14 @@ BROKEN = [
      "does not declare input 'noise' of the ONNX graph"),
     ("segmentation_decoder", "dims: [ -1, 16 ]", "dims: [ 4, 16 ]",
      r"input 'noise' is TYPE_FP32 \[4, 16\], but the ONNX graph has TYPE_FP32 \[-1, 16\]"),
+    ("segmentation_decoder", "max_batch_size: 16", "max_batch_size: 0",
+     r"input 'query_image' is TYPE_FP32 \[3, 64, 64\], but the ONNX graph has TYPE_FP32 "
+     r"\[-1, 3, 64, 64\]"),
     ("prior_encoder", "TYPE_FP32", "TYPE_FP16", "input 'support_images' is TYPE_FP16"),
-    ("prior_encoder", "max_batch_size: 0", "max_batch_size: 0\nbatching: true",
+    ("prior_encoder", "max_batch_size: 16", "max_batch_size: 16\nbatching: true",
      "is not a valid Triton model config"),
+    ("request_validator", "max_batch_size: 16", "max_batch_size: 8",
+     "has max_batch_size 16, but its step 'request_validator' only 8: Triton refuses that"),
     ("prior_encoder", 'name: "prior_encoder"', 'name: "prior"', "names the model 'prior'"),
     ("vpi", '      input_map { key: "noise" value: "checked_noise" }\n', "",
      "step 'segmentation_decoder' leaves the model's input 'noise' unmapped"),
@@ -132,6 +144,8 @@ BROKEN = [
      "      input_map", "reads 'prior_mean' from 'mean', which no ensemble input or earlier step"),
     ("vpi", 'key: "query_image" value: "query_image"', 'key: "query_image" value: "checked_support_images"',
      r"input 'query_image' is TYPE_FP32 \[-1, 3, 64, 64\], but model 'segmentation_decoder' has"),
+    ("vpi", "max_batch_size: 16", "max_batch_size: 32",
+     "has max_batch_size 32, but its step 'request_validator' only 16"),
     ("vpi", 'output_map { key: "probability" value: "probability" }',
      'output_map { key: "probability" value: "p" }', "ensemble output 'probability' is produced by no step"),
     ("vpi", 'platform: "ensemble"', 'platform: "pytorch_libtorch"',
@@ -152,15 +166,15 @@ def test_checks_catch_a_broken_repository(repo, tmp_path, model, old, new, messa
         check_repository(broken)
 
 
-SHAPES = {"support_images": (3, 3, 64, 64), "support_masks": (3, 1, 64, 64), "noise": (6, 16)}
+SHAPES = {"support_images": (2, 3, 3, 64, 64), "support_masks": (2, 3, 1, 64, 64), "noise": (2, 6, 16)}
 REFUSED_SHAPES = [
-    ({"support_images": (0, 3, 64, 64), "support_masks": (0, 1, 64, 64)},
-     "'support_images' has K = 0 (support pairs, axis 0), but K must be 1 to 10"),
-    ({"support_images": (11, 3, 64, 64), "support_masks": (11, 1, 64, 64)}, "has K = 11 "),
-    ({"support_masks": (2, 1, 64, 64)},
-     "'support_masks' has K = 2 (support pairs, axis 0), but 'support_images' has K = 3: they must agree"),
-    ({"noise": (0, 16)}, "'noise' has L = 0 (samples of z, axis 0), but L must be 1 to 16"),
-    ({"noise": (17, 16)}, "'noise' has L = 17 "),
+    ({"support_images": (2, 0, 3, 64, 64), "support_masks": (2, 0, 1, 64, 64)},
+     "'support_images' has K = 0 (support pairs, axis 1), but K must be 1 to 10"),
+    ({"support_images": (2, 11, 3, 64, 64), "support_masks": (2, 11, 1, 64, 64)}, "has K = 11 "),
+    ({"support_masks": (2, 2, 1, 64, 64)},
+     "'support_masks' has K = 2 (support pairs, axis 1), but 'support_images' has K = 3: they must agree"),
+    ({"noise": (2, 0, 16)}, "'noise' has L = 0 (samples of z, axis 1), but L must be 1 to 16"),
+    ({"noise": (2, 17, 16)}, "'noise' has L = 17 "),
 ]
 
 
@@ -173,7 +187,8 @@ def test_validator_refuses_a_k_or_l_the_graphs_do_not_take(repo, changes, messag
 def test_validator_passes_the_ends_of_each_range(repo):
     axes = validator_axes(check_repository(repo)["request_validator"])
     for k, samples in ((1, 1), (10, 16)):
-        shapes = {"support_images": (k, 3, 64, 64), "support_masks": (k, 1, 64, 64), "noise": (samples, 16)}
+        shapes = {"support_images": (1, k, 3, 64, 64), "support_masks": (1, k, 1, 64, 64),
+                  "noise": (1, samples, 16)}
         assert shape_problem(shapes, axes) is None
 
 
@@ -186,7 +201,7 @@ def test_ensemble_gives_the_runtime_answer_for_the_same_noise(checkpoint, repo, 
         expected = segmenter.segment(query, prior, samples=samples, seed=seed)
         arrays = client.request_arrays(images, masks, query, input_size=64, latent_dim=16,
                                        samples=samples, seed=seed)
-        noise = torch.from_numpy(arrays["noise"])  # the client's draw is the runtime's
+        noise = torch.from_numpy(arrays["noise"][0])  # the client's draw is the runtime's
         assert torch.equal(prior.mean + noise * prior.variance.sqrt(),
                            segmenter.prototypes(prior, samples, seed))
         out = run_ensemble(repo, arrays)
@@ -202,6 +217,26 @@ def test_ensemble_gives_the_runtime_answer_for_the_same_noise(checkpoint, repo, 
         other = segmenter.segment(query, prior, samples=samples, seed=seed + 1).probability
         assert error < np.abs(other - expected.probability).max() / 20
         assert np.abs(uncertainty - expected.uncertainty).max() < 1e-3 * expected.uncertainty.max()
+
+
+def test_requests_merged_into_one_batch_each_get_their_own_answer(checkpoint, repo, client):
+    """What dynamic batching does: three requests of different supports, queries and seeds,
+    concatenated along the batch axis and run as one; each item is its own request's answer."""
+    segmenter = Segmenter(TorchRunner.from_checkpoint(checkpoint, device="cpu"))
+    requests, expected = [], []
+    for item in range(3):
+        images, masks = zip(*(blob_pair(10 * item + seed) for seed in range(2)), strict=True)
+        query = blob_pair(50 + item, 64, 64)[0]
+        requests.append(client.request_arrays(images, masks, query, input_size=64, latent_dim=16,
+                                              samples=5, seed=item))
+        prior = segmenter.encode_support(images, masks)
+        expected.append(segmenter.segment(query, prior, samples=5, seed=item).probability)
+    merged = run_ensemble(repo, {name: np.concatenate([r[name] for r in requests])
+                                 for name in requests[0]})
+    assert merged["probability"].shape == (3, 64, 64)
+    for item in range(3):
+        assert np.abs(merged["probability"][item] - expected[item]).max() < 1e-4
+    assert np.abs(expected[0] - expected[1]).max() > 1e-3  # the requests' answers differ
 
 
 def test_cli_writes_the_same_bytes_and_force_keeps_other_models(
@@ -302,17 +337,19 @@ def test_tensorrt_configs_and_profiles():
     spec = GraphSpec(64, 16)
     signatures = triton_signatures(spec)
     text = triton.model_config_text("segmentation_decoder", "tensorrt_plan",
-                                    signatures["segmentation_decoder"], gpu=True)
+                                    signatures["segmentation_decoder"], spec.max_batch, gpu=True)
     config = text_format.Parse(text, model_config_pb2.ModelConfig())
-    assert config.platform == "tensorrt_plan"
+    assert config.platform == "tensorrt_plan" and config.max_batch_size == 16
     assert [(g.count, g.kind) for g in config.instance_group] == [
         (1, model_config_pb2.ModelInstanceGroup.KIND_GPU)]
     profiles = triton_profiles(spec)
     export = optimization_profiles(spec)
     assert profiles["prior_encoder"] == export["prior_encoder"]
     decoder = profiles["segmentation_decoder"]
-    assert decoder["noise"] == export["segmentation_decoder"]["prototypes"] == [[1, 16], [6, 16], [16, 16]]
-    assert decoder["prior_mean"] == decoder["prior_variance"] == [[1, 16]] * 3
+    assert decoder["noise"] == export["segmentation_decoder"]["prototypes"] == [
+        [1, 1, 16], [4, 6, 16], [16, 16, 16]]
+    assert decoder["prior_mean"] == decoder["prior_variance"] == [[1, 16], [4, 16], [16, 16]]
+    assert decoder["query_image"] == export["segmentation_decoder"]["query_image"]
     assert set(decoder) == set(signatures["segmentation_decoder"]["inputs"])
 
 
@@ -322,14 +359,14 @@ def test_client_builds_the_ensemble_request(repo, client):
                                    samples=4, seed=1)
     inputs = client.infer_inputs(arrays)
     assert [(i.name(), i.shape(), i.datatype()) for i in inputs] == [
-        ("support_images", [2, 3, 64, 64], "FP32"), ("support_masks", [2, 1, 64, 64], "FP32"),
-        ("query_image", [1, 3, 64, 64], "FP32"), ("noise", [4, 16], "FP32")]
+        ("support_images", [1, 2, 3, 64, 64], "FP32"), ("support_masks", [1, 2, 1, 64, 64], "FP32"),
+        ("query_image", [1, 3, 64, 64], "FP32"), ("noise", [1, 4, 16], "FP32")]
     ensemble = check_repository(repo)["vpi"]
-    for declared in ensemble.input:  # what the client sends fits what the ensemble declares
-        shape = arrays[declared.name].shape
-        assert len(shape) == len(declared.dims)
+    for declared in ensemble.input:  # a batch of one, then what the ensemble declares
+        batch, *shape = arrays[declared.name].shape
+        assert batch == 1 and len(shape) == len(declared.dims)
         assert all(d in (-1, n) for d, n in zip(declared.dims, shape, strict=True))
-    metadata = {"inputs": [{"name": t.name, "datatype": "FP32", "shape": [str(d) for d in t.dims]}
+    metadata = {"inputs": [{"name": t.name, "datatype": "FP32", "shape": ["-1", *map(str, t.dims)]}
                            for t in ensemble.input]}  # as the gRPC client's as_json gives it
     assert client.model_sizes(metadata) == (64, 16)
     with pytest.raises(VpiError, match="samples \\(L\\) is 17"):
@@ -351,7 +388,7 @@ def test_client_end_to_end_with_a_stand_in_server(checkpoint, repo, client, monk
 
         def get_model_metadata(self, model: str, as_json: bool, client_timeout: float) -> dict:
             assert model == "vpi" and as_json and client_timeout == 60.0
-            return {"inputs": [{"name": t.name, "datatype": "FP32", "shape": [str(d) for d in t.dims]}
+            return {"inputs": [{"name": t.name, "datatype": "FP32", "shape": ["-1", *map(str, t.dims)]}
                                for t in ensemble.input]}
 
         def infer(self, model: str, inputs: list, outputs: list, client_timeout: float) -> SimpleNamespace:

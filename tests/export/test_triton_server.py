@@ -1,6 +1,7 @@
 """The repository served by a real Triton server: what `vpi export --triton` writes loads exactly
 as written (--disable-auto-complete-config), examples/triton_client.py gets the Segmenter's answer
-through it, and a malformed request gets an error that says what is wrong, never NaN.
+through it, concurrent requests are merged by dynamic batching and each still gets its own answer,
+and a malformed request gets an error that says what is wrong, never NaN.
 
 The server is the tritonserver of the nvidia-pytriton wheel (Python backend only) that
 .ci/triton-server-setup prepares; the ONNX models run in a Python stand-in for the onnxruntime
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -166,7 +168,7 @@ def test_the_ends_of_each_range_are_served(server, checkpoint, client):
                                        samples=samples, seed=1)
         out = _infer(server, arrays, client)
         expected = segmenter.segment(query, segmenter.encode_support(images, masks), samples=samples, seed=1)
-        assert np.abs(out["probability"][0, 0] - expected.probability).max() < 1e-4
+        assert np.abs(out["probability"][0] - expected.probability).max() < 1e-4
 
 
 def _valid(client) -> dict[str, np.ndarray]:
@@ -175,21 +177,71 @@ def _valid(client) -> dict[str, np.ndarray]:
                                  samples=6, seed=0)
 
 
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server, checkpoint, client):
+    """Eight users at once, each with their own support, query and seed: Triton merges their
+    requests into batches, and every answer is still the Segmenter's for that user alone."""
+    import tritonclient.grpc as grpcclient
+
+    segmenter = Segmenter(TorchRunner.from_checkpoint(checkpoint, device="cpu"))
+    requests, expected = [], []
+    for user in range(8):
+        images, masks = zip(*(blob_pair(100 + 3 * user + seed) for seed in range(2)), strict=True)
+        query = blob_pair(200 + user, 64, 64)[0]
+        requests.append(client.request_arrays(images, masks, query, input_size=64, latent_dim=16,
+                                              samples=4, seed=user))
+        expected.append(segmenter.segment(query, segmenter.encode_support(images, masks),
+                                          samples=4, seed=user).probability)
+    stats = grpcclient.InferenceServerClient(server)
+    before = _counts(stats)
+    with ThreadPoolExecutor(len(requests)) as pool:
+        answers = list(pool.map(lambda arrays: _infer(server, arrays, client), requests))
+    for answer, probability in zip(answers, expected, strict=True):
+        assert answer["probability"].shape == (1, 64, 64)
+        assert np.abs(answer["probability"][0] - probability).max() < 1e-4
+    assert np.abs(expected[0] - expected[1]).max() > 1e-3  # the users' answers differ
+    deadline = time.monotonic() + REQUEST_S
+    while True:  # Triton counts a request a moment after it has answered it
+        after = _counts(stats)
+        ran = {model: (after[model][0] - before[model][0], after[model][1] - before[model][1])
+               for model in after}  # (requests, executions) of this test
+        if all(inferences == len(requests) for inferences, _ in ran.values()):
+            break
+        assert time.monotonic() < deadline, f"the statistics never counted every request: {ran}"
+        time.sleep(0.1)
+    assert any(executions < len(requests) for _, executions in ran.values()), (
+        f"no graph merged requests into a batch: {ran}")
+
+
+def _counts(client) -> dict[str, tuple[int, int]]:
+    """Per graph, the requests it answered and the executions (batches) it took for them."""
+    stats = client.get_inference_statistics(as_json=True, client_timeout=REQUEST_S)["model_stats"]
+    return {m["name"]: (int(m.get("inference_count", 0)), int(m.get("execution_count", 0)))
+            for m in stats if m["name"] in ("prior_encoder", "segmentation_decoder")}
+
+
 MALFORMED = [
-    ("K = 0", {"support_images": (0, 3, 64, 64), "support_masks": (0, 1, 64, 64)},
-     "'support_images' has K = 0 (support pairs, axis 0), but K must be 1 to 10"),
-    ("K = 11", {"support_images": (11, 3, 64, 64), "support_masks": (11, 1, 64, 64)},
-     "'support_images' has K = 11 (support pairs, axis 0), but K must be 1 to 10"),
-    ("K differs", {"support_masks": (2, 1, 64, 64)},
-     "'support_masks' has K = 2 (support pairs, axis 0), but 'support_images' has K = 3: they must agree"),
-    ("L = 0", {"noise": (0, 16)}, "'noise' has L = 0 (samples of z, axis 0), but L must be 1 to 16"),
-    ("L = 17", {"noise": (17, 16)}, "'noise' has L = 17 (samples of z, axis 0), but L must be 1 to 16"),
+    ("K = 0", {"support_images": (1, 0, 3, 64, 64), "support_masks": (1, 0, 1, 64, 64)},
+     "'support_images' has K = 0 (support pairs, axis 1), but K must be 1 to 10"),
+    ("K = 11", {"support_images": (1, 11, 3, 64, 64), "support_masks": (1, 11, 1, 64, 64)},
+     "'support_images' has K = 11 (support pairs, axis 1), but K must be 1 to 10"),
+    ("K differs", {"support_masks": (1, 2, 1, 64, 64)},
+     "'support_masks' has K = 2 (support pairs, axis 1), but 'support_images' has K = 3: they must agree"),
+    ("L = 0", {"noise": (1, 0, 16)}, "'noise' has L = 0 (samples of z, axis 1), but L must be 1 to 16"),
+    ("L = 17", {"noise": (1, 17, 16)},
+     "'noise' has L = 17 (samples of z, axis 1), but L must be 1 to 16"),
     ("query size", {"query_image": (1, 3, 32, 32)},
-     "unexpected shape for input 'query_image' for model 'vpi'. Expected [1,3,64,64], got [1,3,32,32]"),
-    ("support size", {"support_images": (3, 3, 48, 64)},
-     "unexpected shape for input 'support_images' for model 'vpi'. Expected [-1,3,64,64], got [3,3,48,64]"),
-    ("latent size", {"noise": (6, 8)},
-     "unexpected shape for input 'noise' for model 'vpi'. Expected [-1,16], got [6,8]"),
+     "unexpected shape for input 'query_image' for model 'vpi'. Expected [-1,3,64,64], got [1,3,32,32]"),
+    ("support size", {"support_images": (1, 3, 3, 48, 64)},
+     "unexpected shape for input 'support_images' for model 'vpi'. Expected [-1,-1,3,64,64], "
+     "got [1,3,3,48,64]"),
+    ("latent size", {"noise": (1, 6, 8)},
+     "unexpected shape for input 'noise' for model 'vpi'. Expected [-1,-1,16], got [1,6,8]"),
+    ("no batch axis", {"query_image": (3, 64, 64)},
+     "input 'query_image' batch size does not match other inputs for 'vpi'"),
+    ("batch over 16", {name: (17, *shape[1:]) for name, shape in (
+        ("support_images", (1, 3, 3, 64, 64)), ("support_masks", (1, 3, 1, 64, 64)),
+        ("query_image", (1, 3, 64, 64)), ("noise", (1, 6, 16)))},
+     "inference request batch-size must be <= 16 for 'vpi'"),
 ]
 
 

@@ -34,14 +34,15 @@ def _cpu() -> tuple[str, list[str]]:
 
 def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    masks = torch.zeros(2, 1, 64, 64)
-    masks[:, :, 8:40, 16:48] = 1.0
-    return (torch.rand(2, 3, 64, 64, generator=gen), masks, torch.rand(1, 3, 64, 64, generator=gen),
-            torch.randn(5, 16, generator=gen))
+    masks = torch.zeros(2, 2, 1, 64, 64)
+    masks[..., 8:40, 16:48] = 1.0
+    return (torch.rand(2, 2, 3, 64, 64, generator=gen), masks, torch.rand(2, 3, 64, 64, generator=gen),
+            torch.randn(2, 5, 16, generator=gen))
 
 
 def _largest_error(first, second) -> float:
-    """The largest difference between two runners on the same support, query and prototypes."""
+    """The largest difference between two runners on the same supports, queries and prototypes
+    (a batch of two)."""
     images, masks, query, prototypes = _inputs()
     errors = [(a - b).abs().max() for a, b in zip(first.run_prior(images, masks),
                                                   second.run_prior(images, masks), strict=True)]

@@ -57,17 +57,23 @@ def reference(exported) -> TorchRunner:
     return TorchRunner.from_checkpoint(exported[0], device="cpu", amp=False)
 
 
-def _support(shots: int, side: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def _support(shots: int, side: int = 64, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` support sets of ``shots`` pairs, each set with its own images and mask."""
     gen = torch.Generator().manual_seed(shots)
-    masks = torch.zeros(shots, 1, side, side)
-    masks[:, :, 10:40, 20:50] = 1.0
-    return torch.rand(shots, 3, side, side, generator=gen), masks
+    masks = torch.zeros(batch, shots, 1, side, side)
+    for i in range(batch):
+        masks[i, :, :, 10 + 8 * i:40, 20:50 - 6 * i] = 1.0
+    return torch.rand(batch, shots, 3, side, side, generator=gen), masks
 
 
-def _decoder_inputs(reference: TorchRunner, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-    mean, var = reference.run_prior(*_support(3))
-    noise = torch.randn(samples, mean.shape[1], generator=torch.Generator().manual_seed(samples))
-    return torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(7)), mean + noise * var.sqrt()
+def _decoder_inputs(
+    reference: TorchRunner, samples: int, batch: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` queries (B, 3, 64, 64), each with prototypes (B, L, D) from its own prior."""
+    mean, var = reference.run_prior(*_support(3, batch=batch))
+    noise = torch.randn(batch, samples, mean.shape[1], generator=torch.Generator().manual_seed(samples))
+    query = torch.rand(batch, 3, 64, 64, generator=torch.Generator().manual_seed(7))
+    return query, mean[:, None] + noise * var[:, None].sqrt()
 
 
 class TestRunner:
@@ -88,7 +94,7 @@ class TestRunner:
         query, z = _decoder_inputs(reference, samples)
         prob, unc = runner.run_decoder(query, z)
         ref_prob, ref_unc = reference.run_decoder(query, z)
-        assert prob.shape == unc.shape == (1, 1, 64, 64)
+        assert prob.shape == unc.shape == (1, 64, 64)
         assert 0.0 <= float(prob.min()) and float(prob.max()) <= 1.0
         assert 0.0 <= float(unc.min()) and float(unc.max()) <= 0.25
         assert float((prob - ref_prob).abs().max()) <= tolerance
@@ -96,11 +102,32 @@ class TestRunner:
         if samples == 1:
             assert float(unc.abs().max()) == 0.0
 
+    def test_a_batch_equals_its_items_one_by_one(self, case, reference):
+        """B = 3 support sets and queries in one call each: every item gets the answer eager
+        PyTorch gives it alone, and the items do differ."""
+        runner, tolerance = case
+        images, masks = _support(2, batch=3)
+        mean, var = runner.run_prior(images, masks)
+        assert mean.shape == var.shape == (3, 16)
+        query, z = _decoder_inputs(reference, 4, batch=3)
+        prob, unc = runner.run_decoder(query, z)
+        assert prob.shape == unc.shape == (3, 64, 64)
+        for i in range(3):
+            ref_mean, ref_var = reference.run_prior(images[i:i + 1], masks[i:i + 1])
+            scale = max(1.0, float(ref_var.abs().max()))
+            assert float((mean[i] - ref_mean[0]).abs().max()) <= tolerance
+            assert float((var[i] - ref_var[0]).abs().max()) / scale <= tolerance
+            ref_prob, ref_unc = reference.run_decoder(query[i:i + 1], z[i:i + 1])
+            assert float((prob[i] - ref_prob[0]).abs().max()) <= tolerance
+            assert float((unc[i] - ref_unc[0]).abs().max()) <= tolerance
+        assert float((mean[0] - mean[1]).abs().max()) > 1e-3
+        assert float((prob[0] - prob[1]).abs().max()) > 1e-3
+
     def test_batched_equals_looped(self, case, reference):
         runner, tolerance = case
         query, z = _decoder_inputs(reference, 6)
         prob, unc = runner.run_decoder(query, z)
-        singles = torch.cat([runner.run_decoder(query, z[i: i + 1])[0] for i in range(6)])
+        singles = torch.cat([runner.run_decoder(query, z[:, i: i + 1])[0] for i in range(6)])
         torch.testing.assert_close(prob[0], singles.mean(0), atol=max(tolerance, 1e-6), rtol=0)
         torch.testing.assert_close(unc[0], singles.var(0, unbiased=False),
                                    atol=max(tolerance, 1e-6), rtol=0)
@@ -122,18 +149,29 @@ class TestRunner:
         for shots in (0, 11):
             with pytest.raises(DataError, match=f"has {shots} image/mask pairs; this prior "
                                                 "encoder takes 1 to 10"):
-                runner.run_prior(torch.rand(shots, 3, 64, 64), torch.ones(shots, 1, 64, 64))
-        with pytest.raises(DataError, match=r"support images has shape \(3, 3, 32, 32\), expected "
-                                            r"\(N, 3, 64, 64\)"):
-            runner.run_prior(torch.rand(3, 3, 32, 32), masks)
-        with pytest.raises(DataError, match="3 support images but 2 support masks"):
-            runner.run_prior(images, masks[:2])
+                runner.run_prior(torch.rand(1, shots, 3, 64, 64), torch.ones(1, shots, 1, 64, 64))
+        for batch in (0, runner.spec.max_batch + 1):
+            with pytest.raises(ConfigError, match=f"batch size \\(B\\) is {batch}; these graphs "
+                                                  f"take 1 to {runner.spec.max_batch}"):
+                runner.run_prior(torch.rand(batch, 1, 3, 64, 64), torch.ones(batch, 1, 1, 64, 64))
+        with pytest.raises(DataError, match=r"support images has shape \(1, 3, 3, 32, 32\), expected "
+                                            r"\(B, K, 3, 64, 64\)"):
+            runner.run_prior(torch.rand(1, 3, 3, 32, 32), masks)
+        with pytest.raises(DataError, match=r"support images has shape \(3, 3, 64, 64\), expected "
+                                            r"\(B, K, 3, 64, 64\)"):
+            runner.run_prior(images[0], masks)  # a set without its batch axis
+        with pytest.raises(DataError, match="got 1 sets of 3 support images but 1 sets of 2 support "
+                                            "masks"):
+            runner.run_prior(images, masks[:, :2])
         with pytest.raises(TypeError, match="float array in \\[0, 1\\], got dtype uint8"):
-            runner.run_prior(np.zeros((1, 3, 64, 64), np.uint8), masks[:1])
+            runner.run_prior(np.zeros((1, 1, 3, 64, 64), np.uint8), masks[:, :1])
         query = torch.rand(1, 3, 64, 64)
         for samples in (0, runner.spec.max_samples + 1):
             with pytest.raises(ConfigError, match=f"samples \\(L\\) is {samples}; this decoder "
                                                   f"takes 1 to {runner.spec.max_samples}"):
-                runner.run_decoder(query, torch.zeros(samples, 16))
-        with pytest.raises(DataError, match=r"prototypes has shape \(2, 8\), expected \(N, 16\)"):
-            runner.run_decoder(query, torch.zeros(2, 8))
+                runner.run_decoder(query, torch.zeros(1, samples, 16))
+        with pytest.raises(DataError, match=r"prototypes has shape \(1, 2, 8\), expected "
+                                            r"\(B, L, 16\)"):
+            runner.run_decoder(query, torch.zeros(1, 2, 8))
+        with pytest.raises(DataError, match="got 1 query images but prototypes for 2"):
+            runner.run_decoder(query, torch.zeros(2, 3, 16))

@@ -75,6 +75,30 @@ def test_segment_is_eq5_of_the_model_and_reproducible():
     assert set(result.timings_ms) == {"preprocess", "decode", "postprocess"}
 
 
+def test_a_batch_of_queries_gets_what_each_gets_alone():
+    segmenter, _ = _segmenter()
+    prior = segmenter.encode_support(*_support())
+    queries = [blob_pair(9, 64, 64)[0], blob_pair(10, 37, 53)[0], blob_pair(11, 80, 48)[0]]
+    calls = []
+    run_decoder = segmenter.runner.run_decoder
+    segmenter.runner.run_decoder = lambda *args: calls.append(args[0].shape[0]) or run_decoder(*args)
+    batch = segmenter.segment_batch(queries, prior, samples=4, seed=2, threshold=0.5)
+    assert calls == [3]  # one decoder call for the three
+    for query, result in zip(queries, batch, strict=True):
+        alone = segmenter.segment(query, prior, samples=4, seed=2, threshold=0.5)
+        assert result.probability.shape == query.shape[:2] and result.samples == 4
+        np.testing.assert_allclose(result.probability, alone.probability, atol=1e-6, rtol=0)
+        np.testing.assert_allclose(result.uncertainty, alone.uncertainty, atol=1e-7, rtol=0)
+        assert set(result.timings_ms) == {"preprocess", "decode", "postprocess"}
+    assert np.abs(batch[0].probability[:37, :48] - batch[1].probability[:37, :48]).max() > 1e-3
+    with pytest.raises(ConfigError, match="batch size \\(B\\) is 17; these graphs take 1 to 16"):
+        segmenter.segment_batch(queries * 5 + queries[:2], prior)
+    with pytest.raises(ConfigError, match="batch size \\(B\\) is 0"):
+        segmenter.segment_batch([], prior)
+    with pytest.raises(DataError, match="query #2 must be \\(H, W, 3\\) uint8, got float32"):
+        segmenter.segment_batch([queries[0], queries[1].astype(np.float32)], prior)
+
+
 def test_deterministic_twin_decodes_the_mean_once():
     segmenter, _ = _segmenter(probabilistic=False)
     prior = segmenter.encode_support(*_support())

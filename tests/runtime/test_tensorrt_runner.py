@@ -24,8 +24,8 @@ from vpi.runtime import tensorrt_runner
 from vpi.runtime.tensorrt_runner import TensorRTRunner
 
 SPEC = GraphSpec(64, 16)
-OUTPUT_SHAPES = {"prior_mean": (1, 16), "prior_variance": (1, 16),
-                 "probability": (1, 1, 64, 64), "uncertainty": (1, 1, 64, 64)}
+OUTPUT_SHAPES = {"prior_mean": (2, 16), "prior_variance": (2, 16),
+                 "probability": (1, 64, 64), "uncertainty": (1, 64, 64)}
 
 
 class _Context:
@@ -82,7 +82,7 @@ def _engine_folder(folder: Path, gpu: str) -> Path:
     write_manifest(folder, {
         "format": FORMAT, "format_version": FORMAT_VERSION, "vpi_version": __version__,
         "input_size": [64, 64], "latent_dim": 16, "probabilistic": True,
-        "shots": [1, 10], "samples": [1, 16],
+        "shots": [1, 10], "samples": [1, 16], "batch": [1, 16],
         "tensorrt": {"tensorrt_version": "10.3.0", "gpu": gpu, "compute_capability": "9.0",
                      "precision": "fp16", "profiles": optimization_profiles(SPEC),
                      "files": ENGINE_FILES},
@@ -119,13 +119,13 @@ def open_runner(monkeypatch, tmp_path):
 def test_runs_on_its_own_stream_and_waits_for_it(open_runner):
     runner, calls = open_runner("NVIDIA H200")
     assert runner.warnings == []
-    mean, var = runner.run_prior(torch.rand(3, 3, 64, 64), torch.ones(3, 1, 64, 64))
-    assert mean.shape == var.shape == (1, 16) and mean.dtype == torch.float32
+    mean, var = runner.run_prior(torch.rand(2, 3, 3, 64, 64), torch.ones(2, 3, 1, 64, 64))
+    assert mean.shape == var.shape == (2, 16) and mean.dtype == torch.float32
     assert calls == [
         ("enter stream", 1234),
-        ("set_input_shape", "support_images", (3, 3, 64, 64)),
+        ("set_input_shape", "support_images", (2, 3, 3, 64, 64)),
         ("set_tensor_address", "support_images"),
-        ("set_input_shape", "support_masks", (3, 1, 64, 64)),
+        ("set_input_shape", "support_masks", (2, 3, 1, 64, 64)),
         ("set_tensor_address", "support_masks"),
         ("set_tensor_address", "prior_mean"),
         ("set_tensor_address", "prior_variance"),
@@ -139,12 +139,12 @@ def test_a_refused_shape_or_address_is_an_error_not_a_silent_result(open_runner)
     runner, _ = open_runner("NVIDIA H200", refuse="set_input_shape")
     with pytest.raises(BackendError, match=r"^TensorRT refused shape \(1, 3, 64, 64\) for input "
                                            r"'query_image' of segmentation_decoder: its engine "
-                                           r"takes \(1, 3, 64, 64\) to \(1, 3, 64, 64\)$"):
-        runner.run_decoder(torch.rand(1, 3, 64, 64), torch.zeros(6, 16))
+                                           r"takes \(1, 3, 64, 64\) to \(16, 3, 64, 64\)$"):
+        runner.run_decoder(torch.rand(1, 3, 64, 64), torch.zeros(1, 6, 16))
     runner, calls = open_runner("NVIDIA H200", refuse="set_tensor_address")
     with pytest.raises(BackendError, match="^TensorRT refused the buffer of tensor "
                                            "'support_images' of prior_encoder$"):
-        runner.run_prior(torch.rand(1, 3, 64, 64), torch.ones(1, 1, 64, 64))
+        runner.run_prior(torch.rand(1, 1, 3, 64, 64), torch.ones(1, 1, 1, 64, 64))
     assert not any(call[0] == "execute_async_v3" for call in calls)
 
 

@@ -1,11 +1,12 @@
-"""Benchmarks of the deployed pipeline: latency, throughput and memory over backends x L x mode.
+"""Benchmarks of the deployed pipeline: latency, throughput and memory over backends x L x mode x
+batch size.
 
 Example::
 
     from vpi.bench import BenchSettings, resolve_model, run_benchmark
 
     report = run_benchmark(resolve_model(preset="tiny"), BenchSettings(samples=(1, 6), repeats=5))
-    report["comparisons"]["looped_over_batched"]  # p50 ratios per backend and L
+    report["comparisons"]["looped_over_batched"]  # p50 ratios per backend, L and B
 """
 
 from vpi.bench.cell import decode_batched, decode_looped

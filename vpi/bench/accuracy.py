@@ -38,15 +38,15 @@ def score_builtin(
     threshold = config.eval.threshold
     for index in range(len(dataset)):
         episode = dataset[index]
-        mean, variance = runner.run_prior(episode.support_images, episode.support_masks)
+        mean, variance = runner.run_prior(episode.support_images[None], episode.support_masks[None])
         generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
         noise = torch.randn((largest, mean.shape[-1]), generator=generator)
         if not runner.spec.probabilistic:
             noise.zero_()  # the deterministic twin decodes its prior mean
         prototypes = reparameterise(mean, variance, noise)
         for L, accumulator in accumulators.items():
-            probability, _ = runner.run_decoder(episode.query_image[None], prototypes[:L])
-            accumulator.update(probability[0] > threshold, episode.query_mask[None], [episode.class_id])
+            probability, _ = runner.run_decoder(episode.query_image[None], prototypes[None, :L])
+            accumulator.update(probability > threshold, episode.query_mask[None], [episode.class_id])
     results = []
     for L, accumulator in accumulators.items():
         metrics = accumulator.compute()

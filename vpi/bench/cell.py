@@ -1,9 +1,10 @@
 """One cell of the sweep: fresh inputs, the two ways to decode L prototypes, and the timed runs.
 
-A run is what a deployment does for a new support set and a query: the prior encoder on K support
-pairs, the L prototypes z = mean + eps * std, and the decoder on the query, either batched (one
-pass over all L prototypes, the exported graph) or looped (L passes with one prototype each, as a
-naive implementation would: the query is encoded L times).
+A run is what a deployment does for B users at once, each with a new support set and a query
+(B = 1: a single user; B > 1: a server's batch of concurrent requests): the prior encoder on B sets
+of K support pairs, the L prototypes z = mean + eps * std of each, and the decoder on the B
+queries, either batched (one pass over all L prototypes, the exported graph) or looped (L passes
+with one prototype each, as a naive implementation would: each query is encoded L times).
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from vpi.graphs import GraphSpec, reparameterise
 from vpi.runtime.base import Runner
 
 Decode = Callable[[Runner, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+Cell = tuple[int, str, int]  # L, mode, B
 
 
 @dataclass
 class InputStream:
     """Fresh, non-zero inputs for every run, drawn from a seeded generator outside the timed span:
-    support images (K, 3, S, S) in [0.05, 1), masks (K, 1, S, S) with a rectangle of foreground,
-    a query (1, 3, S, S) and the noise eps (L, D) of the prototypes."""
+    support images (B, K, 3, S, S) in [0.05, 1), masks (B, K, 1, S, S) with a rectangle of
+    foreground, queries (B, 3, S, S) and the noise eps (B, L, D) of the prototypes."""
 
     spec: GraphSpec
     shots: int
@@ -36,22 +38,24 @@ class InputStream:
     def __post_init__(self) -> None:
         self.generator = torch.Generator().manual_seed(self.seed)
 
-    def draw(self, samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def draw(
+        self, samples: int, batch: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         side, g = self.spec.input_size, self.generator
-        images = 0.05 + 0.95 * torch.rand((self.shots, 3, side, side), generator=g)
-        masks = torch.zeros((self.shots, 1, side, side))
-        for mask in masks:
+        images = 0.05 + 0.95 * torch.rand((batch, self.shots, 3, side, side), generator=g)
+        masks = torch.zeros((batch, self.shots, 1, side, side))
+        for mask in masks.flatten(0, 1):
             top, left = torch.randint(0, side // 2, (2,), generator=g).tolist()
             height, width = torch.randint(side // 4, side // 2 + 1, (2,), generator=g).tolist()
             mask[:, top:top + height, left:left + width] = 1.0
-        query = 0.05 + 0.95 * torch.rand((1, 3, side, side), generator=g)
-        noise = torch.randn((samples, self.spec.latent_dim), generator=g)
+        query = 0.05 + 0.95 * torch.rand((batch, 3, side, side), generator=g)
+        noise = torch.randn((batch, samples, self.spec.latent_dim), generator=g)
         return images, masks, query, noise
 
 
 def decode_batched(runner: Runner, query: torch.Tensor, prototypes: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One decoder pass over all L prototypes (L, D): the query is encoded once."""
+    """One decoder pass over all L prototypes (B, L, D): each query is encoded once."""
     return runner.run_decoder(query, prototypes)
 
 
@@ -59,23 +63,24 @@ def decode_looped(runner: Runner, query: torch.Tensor, prototypes: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """L decoder passes with one prototype each, then the mean and population variance of the L
     probability maps: the same result as ``decode_batched``, at the naive cost."""
-    maps = torch.cat([runner.run_decoder(query, z[None])[0] for z in prototypes], 1)
-    return maps.mean(1, keepdim=True), maps.var(1, unbiased=False, keepdim=True)
+    maps = torch.stack([runner.run_decoder(query, prototypes[:, i:i + 1])[0]
+                        for i in range(prototypes.shape[1])], 1)
+    return maps.mean(1), maps.var(1, unbiased=False)
 
 
 DECODERS: dict[str, Decode] = {"batched": decode_batched, "looped": decode_looped}
 
 
 def time_run(
-    runner: Runner, clock: Clock, inputs: InputStream, samples: int, mode: str
+    runner: Runner, clock: Clock, inputs: InputStream, samples: int, mode: str, batch: int
 ) -> tuple[float, float, float]:
-    """One run on fresh inputs: (prior encoder, decoder, end to end) in ms. The end to end span
-    also covers drawing the prototypes; drawing the inputs is outside it."""
-    images, masks, query, noise = inputs.draw(samples)
+    """One run on fresh inputs for ``batch`` users: (prior encoder, decoder, end to end) in ms.
+    The end to end span also covers drawing the prototypes; drawing the inputs is outside it."""
+    images, masks, query, noise = inputs.draw(samples, batch)
     marks = [clock.start()]
     mean, variance = runner.run_prior(images, masks)
     marks.append(clock.mark())
-    prototypes = reparameterise(mean, variance, noise)
+    prototypes = reparameterise(mean[:, None], variance[:, None], noise)
     marks.append(clock.mark())
     DECODERS[mode](runner, query, prototypes)
     marks.append(clock.mark())
@@ -96,22 +101,22 @@ class Lane:
 
 def measure_cells(
     lanes: Sequence[Lane],
-    cells: Sequence[tuple[int, str]],
+    cells: Sequence[Cell],
     *,
     warmup: int,
     repeats: int,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
-) -> dict[tuple[str, int, str], dict[str, Any]]:
-    """Time every backend and (L, mode) cell in interleaved rounds: ``warmup`` untimed rounds,
+) -> dict[tuple[str, int, str, int], dict[str, Any]]:
+    """Time every backend and (L, mode, B) cell in interleaved rounds: ``warmup`` untimed rounds,
     then ``repeats`` timed ones, each running every backend's every cell once, in an order
     shuffled by ``seed``.
 
     Interleaving spreads a burst of load from elsewhere on the machine over all backends and cells
     instead of landing on one, so ratios stay fair on a shared host. Returns, per (backend, L,
-    mode), the latency statistics (ms) of the prior encoder, the decoder and the whole run, the
-    throughput of the decoder (queries/s once the support set is encoded, from its mean latency)
-    and the peak memory over the cell's runs (MiB).
+    mode, B), the latency statistics (ms) of the prior encoder, the decoder and the whole run (each
+    for all B users), the throughput of the decoder (queries/s once the support sets are encoded:
+    B queries per mean decoder latency) and the peak memory over the cell's runs (MiB).
     """
     spans = {(lane.name, *cell): ([], [], []) for lane in lanes for cell in cells}
     peaks = dict.fromkeys(spans, 0.0)
@@ -135,7 +140,8 @@ def measure_cells(
     for key, (prior, decoder, end_to_end) in spans.items():
         stats = {"prior_ms": summarize(prior), "decoder_ms": summarize(decoder),
                  "end_to_end_ms": summarize(end_to_end)}
+        batch = key[3]
         measured[key] = {**stats,
-                         "throughput_qps": round(1000.0 / stats["decoder_ms"]["mean"], 3),
+                         "throughput_qps": round(batch * 1000.0 / stats["decoder_ms"]["mean"], 3),
                          "peak_memory_mb": peaks[key]}
     return measured

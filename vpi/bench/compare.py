@@ -19,44 +19,51 @@ TARGETS = (
 )
 
 
-def _p50(results: Results) -> dict[tuple[str, str, int], dict[str, float]]:
+def _p50(results: Results) -> dict[tuple[str, str, int, int], dict[str, float]]:
     return {
-        (r["backend"], r["mode"], r["L"]): {
+        (r["backend"], r["mode"], r["L"], r["B"]): {
             "decoder": r["decoder_ms"]["p50"], "end_to_end": r["end_to_end_ms"]["p50"]
         }
         for r in results
     }
 
 
-def _ratio(top: dict[str, float], bottom: dict[str, float]) -> dict[str, float]:
-    return {part: round(top[part] / bottom[part], 3) for part in ("decoder", "end_to_end")}
+def _ratio(top: dict[str, float], bottom: dict[str, float], scale: float = 1.0) -> dict[str, float]:
+    return {part: round(scale * top[part] / bottom[part], 3) for part in ("decoder", "end_to_end")}
 
 
 def comparisons(results: Results) -> dict[str, list[dict[str, Any]]]:
-    """Three families of p50 ratios, decoder and end to end:
+    """Four families of p50 ratios, decoder and end to end, each within one batch size B but the
+    last:
 
-    - ``looped_over_batched``: per backend and L, how much the one-pass decoder saves;
-    - ``over_L1``: per backend and mode, the cost of L samples relative to one;
-    - ``torch_over_backend``: per backend, mode and L, the speed-up over eager PyTorch.
+    - ``looped_over_batched``: per backend, L and B, how much the one-pass decoder saves;
+    - ``over_L1``: per backend, mode and B, the cost of L samples relative to one;
+    - ``torch_over_backend``: per backend, mode, L and B, the speed-up over eager PyTorch;
+    - ``over_B1``: per backend, mode, L and B > 1, the queries/s at B over those at B = 1 (B
+      users' latency at B = 1, over one batch's latency at B).
     """
     p50 = _p50(results)
-    looped, over_one, over_torch = [], [], []
-    for (backend, mode, samples), cell in p50.items():
-        if mode == "batched" and (backend, "looped", samples) in p50:
-            looped.append({"backend": backend, "L": samples,
-                           **_ratio(p50[(backend, "looped", samples)], cell)})
-        if (backend, mode, 1) in p50:
-            over_one.append({"backend": backend, "mode": mode, "L": samples,
-                             **_ratio(cell, p50[(backend, mode, 1)])})
-        if backend != "torch" and ("torch", mode, samples) in p50:
-            over_torch.append({"backend": backend, "mode": mode, "L": samples,
-                               **_ratio(p50[("torch", mode, samples)], cell)})
-    return {"looped_over_batched": looped, "over_L1": over_one, "torch_over_backend": over_torch}
+    looped, over_one, over_torch, over_batch = [], [], [], []
+    for (backend, mode, samples, batch), cell in p50.items():
+        cells = {"backend": backend, "mode": mode, "L": samples, "B": batch}
+        if mode == "batched" and (backend, "looped", samples, batch) in p50:
+            looped.append({"backend": backend, "L": samples, "B": batch,
+                           **_ratio(p50[(backend, "looped", samples, batch)], cell)})
+        if (backend, mode, 1, batch) in p50:
+            over_one.append({**cells, **_ratio(cell, p50[(backend, mode, 1, batch)])})
+        if backend != "torch" and ("torch", mode, samples, batch) in p50:
+            over_torch.append({**cells, **_ratio(p50[("torch", mode, samples, batch)], cell)})
+        if batch != 1 and (backend, mode, samples, 1) in p50:
+            over_batch.append({**cells, **_ratio(p50[(backend, mode, samples, 1)], cell, batch)})
+    return {"looped_over_batched": looped, "over_L1": over_one, "torch_over_backend": over_torch,
+            "over_B1": over_batch}
 
 
 def check_targets(results: Results) -> list[dict[str, Any]]:
-    """Each target that the sweep measured, per backend, with its value and whether it is met."""
-    found = comparisons(results)
+    """Each target that the sweep measured at B = 1 (the targets are single-user latencies), per
+    backend, with its value and whether it is met."""
+    found = {family: [c for c in cells if c["B"] == 1]
+             for family, cells in comparisons(results).items()}
     rows = []
     for name, what, samples, op, threshold in TARGETS:
         if name == "end_to_end_L10_over_L1":

@@ -12,8 +12,9 @@ _STYLES = {"batched": "-", "looped": "--"}
 
 
 def plot_bench(report: dict[str, Any], path: str | Path) -> Path:
-    """End-to-end p50 latency (band: p50..p90) against L, one colour per backend, solid for the
-    batched decoder and dashed for the looped one; a second panel with class-IoU against L."""
+    """End-to-end p50 latency (band: p50..p90) against L, one colour per backend (and batch size B,
+    where several were measured), solid for the batched decoder and dashed for the looped one; a
+    second panel with class-IoU against L."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,17 +26,18 @@ def plot_bench(report: dict[str, Any], path: str | Path) -> Path:
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.8), dpi=120, squeeze=False)
     ax = axes[0][0]
     colours = {}
-    lines: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    several = len(report["settings"]["batches"]) > 1
+    lines: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for result in report["results"]:
-        lines.setdefault((result["backend"], result["mode"]), []).append(result)
-    for (backend, mode), cells in lines.items():
+        lines.setdefault((result["backend"], result["B"], result["mode"]), []).append(result)
+    for (backend, batch, mode), cells in lines.items():
         cells.sort(key=lambda c: c["L"])
         samples = [c["L"] for c in cells]
         p50 = [c["end_to_end_ms"]["p50"] for c in cells]
         p90 = [c["end_to_end_ms"]["p90"] for c in cells]
-        colour = colours.setdefault(backend, f"C{len(colours)}")
-        ax.plot(samples, p50, _STYLES[mode], marker="o", markersize=3, color=colour,
-                label=f"{backend}, {mode}")
+        colour = colours.setdefault((backend, batch), f"C{len(colours)}")
+        label = f"{backend}, B={batch}, {mode}" if several else f"{backend}, {mode}"
+        ax.plot(samples, p50, _STYLES[mode], marker="o", markersize=3, color=colour, label=label)
         ax.fill_between(samples, p50, p90, color=colour, alpha=0.15, linewidth=0)
     ax.set_xlabel("samples L")
     ax.set_ylabel("end-to-end latency p50 (ms)")

@@ -29,31 +29,38 @@ def _triple(stats: dict[str, float]) -> str:
 
 
 def bench_table(report: dict[str, Any]) -> Table:
-    """One row per backend and L, latencies in ms: p50 of the prior encoder and of the decoder in
-    each mode, end to end p50/p90/p99 in the main mode (batched where measured) and p50 in the
-    other, their ratio, the end-to-end p50 over that of L = 1, the decoder's throughput once the
-    support set is encoded (queries/s), the peak memory (MiB) and the class-IoU where scored.
+    """One row per backend, L and batch size B, latencies in ms: p50 of the prior encoder and of
+    the decoder in each mode, end to end p50/p90/p99 in the main mode (batched where measured) and
+    p50 in the other, their ratio, the end-to-end p50 over that of L = 1, the decoder's throughput
+    once the support sets are encoded (queries/s) and, where several B were measured, its ratio to
+    B = 1's, the peak memory (MiB) and the class-IoU where scored.
     """
-    modes = report["settings"]["modes"]
+    settings = report["settings"]
+    modes = settings["modes"]
     main = "batched" if "batched" in modes else modes[0]
     other = [m for m in modes if m != main]
-    cells = {(r["backend"], r["L"], r["mode"]): r for r in report["results"]}
-    over_one = {(c["backend"], c["L"]): c["end_to_end"] for c in report["comparisons"]["over_L1"]
+    several = len(settings["batches"]) > 1
+    cells = {(r["backend"], r["L"], r["mode"], r["B"]): r for r in report["results"]}
+    comparisons = report["comparisons"]
+    over_one = {(c["backend"], c["L"], c["B"]): c["end_to_end"] for c in comparisons["over_L1"]
                 if c["mode"] == main}
-    ratios = {(c["backend"], c["L"]): c["end_to_end"]
-              for c in report["comparisons"]["looped_over_batched"]}
+    ratios = {(c["backend"], c["L"], c["B"]): c["end_to_end"]
+              for c in comparisons["looped_over_batched"]}
+    gains = {(c["backend"], c["L"], c["B"]): c["decoder"] for c in comparisons["over_B1"]
+             if c["mode"] == main}
     accuracy = report.get("accuracy") or {}
     iou = {a["L"]: a["class_iou"] for a in accuracy.get("per_L", [])}
     machine, model = report["machine"], report["model"]
     gpu = f", {machine['gpu']['name']}" if machine.get("gpu") else ""
     table = Table(
         title=(f"{model['backbone']} {model['image_size']}x{model['image_size']}, "
-               f"K={report['settings']['shots']} · {machine['cpu_model']} "
+               f"K={settings['shots']} · {machine['cpu_model']} "
                f"({machine['cpu_cores_usable']} cores, {machine['torch_threads']} threads{gpu}) · ms"),
         box=box.SIMPLE_HEAD, title_style="bold",
     )
     table.add_column("backend")
     table.add_column("L", justify="right")
+    table.add_column("B", justify="right")
     table.add_column("prior", justify="right")
     for mode in modes:
         table.add_column(f"decoder\n{mode}", justify="right")
@@ -64,21 +71,27 @@ def bench_table(report: dict[str, Any]) -> Table:
         table.add_column("looped/\nbatched", justify="right")
     table.add_column("/L=1", justify="right")
     table.add_column("q/s", justify="right")
+    if several:
+        table.add_column("q/s\n/B=1", justify="right")
     table.add_column("MiB", justify="right")
     if iou:
         table.add_column("class\nIoU %", justify="right")
-    for backend, samples in dict.fromkeys((r["backend"], r["L"]) for r in report["results"]):
-        first = cells[(backend, samples, main)]
-        row = [backend, str(samples), _ms(first["prior_ms"]["p50"])]
-        row += [_ms(cells[(backend, samples, m)]["decoder_ms"]["p50"]) for m in modes]
+    rows = dict.fromkeys((r["backend"], r["L"], r["B"]) for r in report["results"])
+    for backend, samples, batch in rows:
+        first = cells[(backend, samples, main, batch)]
+        row = [backend, str(samples), str(batch), _ms(first["prior_ms"]["p50"])]
+        row += [_ms(cells[(backend, samples, m, batch)]["decoder_ms"]["p50"]) for m in modes]
         row.append(_triple(first["end_to_end_ms"]))
-        row += [_ms(cells[(backend, samples, m)]["end_to_end_ms"]["p50"]) for m in other]
+        row += [_ms(cells[(backend, samples, m, batch)]["end_to_end_ms"]["p50"]) for m in other]
         if other:
-            row.append(f"{ratios[(backend, samples)]:.2f}x")
-        ratio = over_one.get((backend, samples))
+            row.append(f"{ratios[(backend, samples, batch)]:.2f}x")
+        ratio = over_one.get((backend, samples, batch))
         row.append(f"{ratio:.2f}" if ratio is not None else "-")
         row.append(f"{first['throughput_qps']:.1f}")
-        row.append(f"{max(cells[(backend, samples, m)]['peak_memory_mb'] for m in modes):.0f}")
+        if several:
+            gain = gains.get((backend, samples, batch))
+            row.append(f"{gain:.2f}x" if gain is not None else "-")
+        row.append(f"{max(cells[(backend, samples, m, batch)]['peak_memory_mb'] for m in modes):.0f}")
         if iou:
             row.append(f"{100 * iou[samples]:.1f}" if samples in iou else "-")
         table.add_row(*row)

@@ -1,8 +1,8 @@
-"""The sweep of `vpi bench`: backends x L x mode, each cell timed stage by stage, end to end.
+"""The sweep of `vpi bench`: backends x L x mode x B, each cell timed stage by stage, end to end.
 
-Every backend is opened first (or skipped, with the reason); then all of them are swept over L and
-mode in interleaved rounds (``vpi.bench.cell``), so that load from elsewhere on a shared machine
-falls on every backend alike. Pre- and post-processing (resizing images, thresholding) are not
+Every backend is opened first (or skipped, with the reason); then all of them are swept over L,
+mode and batch size B in interleaved rounds (``vpi.bench.cell``), so that load from elsewhere on a
+shared machine falls on every backend alike. Pre- and post-processing (resizing images, thresholding) are not
 timed: the runners get tensors at the network's size.
 """
 
@@ -26,7 +26,7 @@ from vpi.bench.compare import check_targets, comparisons
 from vpi.bench.machine import describe_machine
 from vpi.bench.source import BenchModel, ensure_checkpoint, export_folder, torch_weights_are_real
 from vpi.bench.timing import Clock, PeakMemory
-from vpi.config import MAX_SAMPLES, MAX_SHOTS
+from vpi.config import MAX_BATCH, MAX_SAMPLES, MAX_SHOTS
 from vpi.device import resolve_device
 from vpi.errors import BackendError, ConfigError, VpiError
 from vpi.runtime.base import Runner
@@ -35,7 +35,7 @@ from vpi.runtime.registry import AUTO_PRECISION, BACKENDS, CHECKPOINT, RunnerOpt
 MODES = ("batched", "looped")
 EVALS = ("builtin",)
 FORMAT = "vpi-bench"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every result and ratio names its batch size B; over_B1
 DEFAULT_CACHE = Path("runs") / "bench-cache"
 Announce = Callable[[str], None]
 
@@ -47,6 +47,7 @@ class BenchSettings:
     samples: tuple[int, ...] = (1, 2, 4, 6, 8, 10)
     backends: tuple[str, ...] | None = None  # None: every backend that is available here
     modes: tuple[str, ...] = MODES
+    batches: tuple[int, ...] = (1,)  # B: users served by one call of each graph
     shots: int = 1
     warmup: int = 3
     repeats: int = 20
@@ -61,6 +62,8 @@ class BenchSettings:
     def __post_init__(self) -> None:
         if not self.samples or not all(1 <= s <= MAX_SAMPLES for s in self.samples):
             raise ConfigError(f"--samples is {list(self.samples)}; each L must lie in 1..{MAX_SAMPLES}")
+        if not self.batches or not all(1 <= b <= MAX_BATCH for b in self.batches):
+            raise ConfigError(f"--batch is {list(self.batches)}; each B must lie in 1..{MAX_BATCH}")
         for name, values, allowed in (("--backend", self.backends or (), BACKENDS),
                                       ("--mode", self.modes, MODES)):
             unknown = [v for v in values if v not in allowed]
@@ -145,7 +148,8 @@ def _run(bench: BenchModel, settings: BenchSettings, cache_dir: Path, announce: 
     if not lanes:
         reasons = "; ".join(f"{b['backend']}: {b['reason']}" for b in backends)
         raise BackendError(f"no backend could run here ({reasons})")
-    cells = [(samples, mode) for samples in settings.samples for mode in settings.modes]
+    cells = [(samples, mode, batch) for samples in settings.samples for mode in settings.modes
+             for batch in settings.batches]
     rounds = settings.warmup + settings.repeats
 
     def progress(round_: int) -> None:
@@ -155,8 +159,8 @@ def _run(bench: BenchModel, settings: BenchSettings, cache_dir: Path, announce: 
 
     measured = measure_cells(lanes, cells, warmup=settings.warmup, repeats=settings.repeats,
                              seed=settings.seed, progress=progress)
-    results = [{"backend": backend, "L": samples, "mode": mode, **cell}
-               for (backend, samples, mode), cell in measured.items()]
+    results = [{"backend": backend, "L": samples, "mode": mode, "B": batch, **cell}
+               for (backend, samples, mode, batch), cell in measured.items()]
     accuracy = _score(bench, settings, lanes, announce) if settings.eval is not None else None
     return {
         "format": FORMAT,
@@ -248,10 +252,11 @@ def open_runner(
         source = export_folder(bench, cache_dir, "onnx" if entry.reads_onnx else entry.engine,
                                announce)
     runner = entry.open(source, settings.runner_options(bench.random_weights))
-    largest = max(settings.samples)
-    if largest > runner.spec.max_samples or settings.shots > runner.spec.max_shots:
+    spec = runner.spec
+    largest, batch = max(settings.samples), max(settings.batches)
+    if largest > spec.max_samples or settings.shots > spec.max_shots or batch > spec.max_batch:
         raise BackendError(
-            f"{runner.name} takes L up to {runner.spec.max_samples} and K up to "
-            f"{runner.spec.max_shots}; asked for L = {largest}, K = {settings.shots}"
+            f"{runner.name} takes L up to {spec.max_samples}, K up to {spec.max_shots} and B up "
+            f"to {spec.max_batch}; asked for L = {largest}, K = {settings.shots}, B = {batch}"
         )
     return runner

@@ -4,10 +4,13 @@
 the same code as the PyTorch model (``vpi.eval.scoring``), so the figures differ only by what the
 engine computes. The noise comes from the same generator in the same (B, L, D) draws as the
 model's (``draw_prototypes``), so an fp32 engine reproduces the model's class-IoU to float error.
+A batch of episodes goes through each graph in one call (the graphs' batch axis B, in calls of
+at most its largest B), as it goes through the model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,13 @@ from vpi.model.gaussian import draw_prototypes
 from vpi.runtime.base import Runner
 from vpi.runtime.select import open_backend
 
+Pair = tuple[torch.Tensor, torch.Tensor]
+
 
 class RunnerPredictor:
-    """``predict`` over a Runner: the prior per episode, the batch's noise in one draw, then the
-    decoder per episode. ``aggregation`` is the k-shot rule baked into the exported prior encoder."""
+    """``predict`` over a Runner: the priors of a batch of episodes, their noise in one draw, then
+    the decoder, each graph called on up to ``spec.max_batch`` episodes at once. ``aggregation``
+    is the k-shot rule baked into the exported prior encoder."""
 
     def __init__(self, runner: Runner, aggregation: str) -> None:
         self.runner = runner
@@ -46,15 +52,19 @@ class RunnerPredictor:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Supports (B, K, 3, H, W), masks (B, K, 1, H, W), queries (B, 3, H, W) -> mean probability
         and its variance over the L samples, (B, H, W) each, as ``VPIModel.predict`` returns."""
-        priors = [self.runner.run_prior(images, masks)
-                  for images, masks in zip(support_images, support_masks, strict=True)]
-        mean = torch.cat([m for m, _ in priors])
-        variance = torch.cat([v for _, v in priors])
+        mean, variance = self._in_batches(self.runner.run_prior, support_images, support_masks)
         probabilistic = self.runner.spec.probabilistic
         z = draw_prototypes(mean, variance, samples if probabilistic else 1, generator, probabilistic)
-        maps = [self.runner.run_decoder(query[None], prototypes)
-                for query, prototypes in zip(query_images, z, strict=True)]
-        return (torch.cat([p for p, _ in maps])[:, 0], torch.cat([u for _, u in maps])[:, 0])
+        return self._in_batches(self.runner.run_decoder, query_images, z)
+
+    def _in_batches(
+        self, run: Callable[[torch.Tensor, torch.Tensor], Pair], first: torch.Tensor,
+        second: torch.Tensor,
+    ) -> Pair:
+        """``run`` on the items in calls of at most the graphs' B, its answers joined again."""
+        size = self.runner.spec.max_batch
+        answers = [run(first[i:i + size], second[i:i + size]) for i in range(0, len(first), size)]
+        return torch.cat([a for a, _ in answers]), torch.cat([b for _, b in answers])
 
 
 def open_engine(

@@ -1,8 +1,10 @@
 """Calibration inputs of the int8 graphs: what post-training quantization measures ranges on.
 
 Both graphs are calibrated on the inputs a deployment feeds them: the prior encoder on support
-pairs, the decoder on queries with prototypes drawn from their own support's prior (computed by
-eager PyTorch in fp32, the noise from a seeded generator). The pairs come from the train split of
+sets, the decoder on queries with prototypes drawn from their own support's prior (computed by
+eager PyTorch in fp32, the noise from a seeded generator by ``draw_prototypes``, as `vpi eval`
+draws it). Each input is one item of the graphs' batch axis (B = 1): the quantisation ranges do
+not depend on B, and the int8 IR keeps B dynamic. The pairs come from the train split of
 the checkpoint's dataset (or of the one given), never from the reported test episodes, or from a
 folder of the user's own images laid out as `vpi segment` reads them.
 """
@@ -20,7 +22,8 @@ import torch
 from vpi.config import CALIBRATION_EPISODES, Config
 from vpi.data import build_episodes
 from vpi.errors import ConfigError
-from vpi.graphs import DECODER_INPUTS, PRIOR_INPUTS, GraphSpec, reparameterise
+from vpi.graphs import DECODER_INPUTS, PRIOR_INPUTS, GraphSpec
+from vpi.model.gaussian import draw_prototypes
 from vpi.runtime.base import Runner
 from vpi.runtime.processing import image_tensor, load_image, mask_tensor
 from vpi.runtime.support import find_queries, find_support_pairs, load_support
@@ -73,7 +76,7 @@ def calibration_inputs(
         dataset = build_episodes(config.data, CALIBRATION_SPLIT, shots=config.eval.shots,
                                  episodes=source.episodes, seed=seed)
         episodes = [dataset[i] for i in range(len(dataset))]
-        supports = [(e.support_images, e.support_masks) for e in episodes]
+        supports = [(e.support_images[None], e.support_masks[None]) for e in episodes]
         queries = [(e.query_image[None], i) for i, e in enumerate(episodes)]
         record = {"source": "episodes", "dataset": config.data.dataset, "root": config.data.root,
                   "fold": config.data.fold, "split": CALIBRATION_SPLIT, "seed": seed,
@@ -83,8 +86,8 @@ def calibration_inputs(
     decoder_inputs = []
     for query, index in queries:
         mean, variance = priors[index]
-        noise = torch.randn((samples, spec.latent_dim), generator=generator)
-        prototypes = reparameterise(mean, variance, noise) if spec.probabilistic else mean
+        prototypes = draw_prototypes(mean, variance, samples if spec.probabilistic else 1,
+                                     generator, spec.probabilistic)
         decoder_inputs.append(_feeds(DECODER_INPUTS, query, prototypes))
     record.update(samples=samples, inputs={"prior_encoder": len(prior_inputs),
                                            "segmentation_decoder": len(decoder_inputs)},
@@ -96,16 +99,17 @@ def calibration_inputs(
 def _folder(
     source: CalibrationSource, spec: GraphSpec
 ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[tuple[torch.Tensor, int]]]:
-    """Each support pair alone and, from two on, all of them (up to K max) as one support set;
-    each query with the prior of the whole set (the last support entry)."""
+    """Each support pair alone and, from two on, all of them (up to K max) as one support set,
+    (1, K, 3, S, S) and (1, K, 1, S, S); each query (1, 3, S, S) with the prior of the whole set
+    (the last support entry)."""
     pairs = find_support_pairs(source.support_dir)  # type: ignore[arg-type]
     images, masks = load_support(pairs)
     side = spec.input_size
     image_batch = torch.stack([image_tensor(image, side) for image in images])
     mask_batch = torch.stack([mask_tensor(mask, side) for mask in masks])
-    supports = [(image_batch[i:i + 1], mask_batch[i:i + 1]) for i in range(len(pairs))]
+    supports = [(image_batch[None, i:i + 1], mask_batch[None, i:i + 1]) for i in range(len(pairs))]
     if len(pairs) > 1:
-        supports.append((image_batch[:spec.max_shots], mask_batch[:spec.max_shots]))
+        supports.append((image_batch[None, :spec.max_shots], mask_batch[None, :spec.max_shots]))
     files = find_queries(source.queries) if source.queries else [pair.image for pair in pairs]
     queries = [(image_tensor(load_image(path, "calibration query"), side)[None], len(supports) - 1)
                for path in files]
@@ -113,4 +117,4 @@ def _folder(
 
 
 def _feeds(names: tuple[str, str], first: torch.Tensor, second: torch.Tensor) -> Feeds:
-    return dict(zip(names, (first.numpy(), second.numpy()), strict=True))
+    return dict(zip(names, (first.contiguous().numpy(), second.contiguous().numpy()), strict=True))

@@ -1,7 +1,8 @@
 """Exporting the two graphs to ONNX with the torch.export-based exporter, and checking them.
 
-K and L are dynamic axes; the image side is fixed at the checkpoint's input size (the runtime
-resizes every image to it), which keeps every backend's shapes static but for K and L.
+B (the batch of independent items), K and L are dynamic axes; the image side is fixed at the
+checkpoint's input size (the runtime resizes every image to it), which keeps every backend's
+shapes static but for B, K and L.
 """
 
 from __future__ import annotations
@@ -21,19 +22,23 @@ from vpi.model.graphs import PriorEncoderGraph, SegmentationDecoderGraph
 
 _EXTERNAL_DATA_BYTES = 1 << 30  # above this the weights go to a .onnx.data file beside the graph
 Job = tuple[torch.nn.Module, tuple, dict, tuple, tuple]  # graph, example args, dynamic, names
+# Example sizes of the dynamic axes: each at least 2 (a 1 would be specialised into the graph),
+# and different from one another, so that the exporter cannot take two axes for one.
+EXAMPLE_BATCH, EXAMPLE_SHOTS, EXAMPLE_SAMPLES = 2, 3, 4
 
 
 def graph_signatures(spec: GraphSpec) -> dict[str, dict[str, dict[str, list[int | str]]]]:
-    """Inputs and outputs of both graphs with their shapes; "K" and "L" mark the dynamic axes."""
+    """Inputs and outputs of both graphs with their shapes; "B", "K" and "L" mark the dynamic
+    axes, and every tensor leads with B."""
     s, d = spec.input_size, spec.latent_dim
     return {
         "prior_encoder": {
-            "inputs": {"support_images": ["K", 3, s, s], "support_masks": ["K", 1, s, s]},
-            "outputs": {"prior_mean": [1, d], "prior_variance": [1, d]},
+            "inputs": {"support_images": ["B", "K", 3, s, s], "support_masks": ["B", "K", 1, s, s]},
+            "outputs": {"prior_mean": ["B", d], "prior_variance": ["B", d]},
         },
         "segmentation_decoder": {
-            "inputs": {"query_image": [1, 3, s, s], "prototypes": ["L", d]},
-            "outputs": {"probability": [1, 1, s, s], "uncertainty": [1, 1, s, s]},
+            "inputs": {"query_image": ["B", 3, s, s], "prototypes": ["B", "L", d]},
+            "outputs": {"probability": ["B", s, s], "uncertainty": ["B", s, s]},
         },
     }
 
@@ -45,18 +50,15 @@ def export_graphs(
     *,
     opset: int | None = None,
 ) -> dict[str, int]:
-    """Write both graphs to ``paths`` (keys as in ``graph_signatures``); returns each one's opset.
-
-    Examples have K = L = 2: a size of 1 on a dynamic axis would be specialised into the graph.
-    """
+    """Write both graphs to ``paths`` (keys as in ``graph_signatures``); returns each one's opset."""
     s, d = spec.input_size, spec.latent_dim
-    samples = torch.export.Dim("L", min=1, max=spec.max_samples)
+    batch, samples = batch_dim(spec), torch.export.Dim("L", min=1, max=spec.max_samples)
     jobs: dict[str, Job] = {
         "prior_encoder": prior_encoder_job(model, spec),
         "segmentation_decoder": (
             SegmentationDecoderGraph(model),
-            (torch.rand(1, 3, s, s), torch.randn(2, d)),
-            {"query_image": None, "prototypes": {0: samples}},
+            (torch.rand(EXAMPLE_BATCH, 3, s, s), torch.randn(EXAMPLE_BATCH, EXAMPLE_SAMPLES, d)),
+            {"query_image": {0: batch}, "prototypes": {0: batch, 1: samples}},
             DECODER_INPUTS,
             DECODER_OUTPUTS,
         ),
@@ -64,14 +66,20 @@ def export_graphs(
     return export_jobs(model, jobs, paths, opset=opset)
 
 
+def batch_dim(spec: GraphSpec) -> torch.export.Dim:
+    """The B axis both graphs lead with, 1..max_batch."""
+    return torch.export.Dim("B", min=1, max=spec.max_batch)
+
+
 def prior_encoder_job(model: VPIModel, spec: GraphSpec) -> Job:
-    """The prior encoder with K dynamic; served as it is, so Triton's repository reuses it."""
+    """The prior encoder with B and K dynamic; served as it is, so Triton's repository reuses it."""
     s = spec.input_size
-    shots = torch.export.Dim("K", min=1, max=spec.max_shots)
+    batch, shots = batch_dim(spec), torch.export.Dim("K", min=1, max=spec.max_shots)
+    pairs = (EXAMPLE_BATCH, EXAMPLE_SHOTS)
     return (
         PriorEncoderGraph(model),
-        (torch.rand(2, 3, s, s), (torch.rand(2, 1, s, s) > 0.5).float()),
-        {"support_images": {0: shots}, "support_masks": {0: shots}},
+        (torch.rand(*pairs, 3, s, s), (torch.rand(*pairs, 1, s, s) > 0.5).float()),
+        {"support_images": {0: batch, 1: shots}, "support_masks": {0: batch, 1: shots}},
         PRIOR_INPUTS,
         PRIOR_OUTPUTS,
     )
@@ -104,7 +112,7 @@ def export_jobs(
 def check_graph(path: Path, signature: dict[str, dict[str, list[int | str]]]) -> None:
     """onnx's full checker, strict shape inference, then the named inputs/outputs and shapes.
 
-    A fixed axis where K or L should be dynamic (or the reverse) fails here, before any runtime
+    A fixed axis where B, K or L should be dynamic (or the reverse) fails here, before any runtime
     could hit it at K = 1 in production.
     """
     try:

@@ -1,13 +1,17 @@
-"""Parity of an exported backend with eager PyTorch, on random and on real inputs.
+"""Parity of an exported backend with eager PyTorch, on random and on real inputs, one by one and
+batched.
 
 Random inputs cover the corners (K = 10, L = 16); real inputs — built-in images with their masks,
-prototypes drawn from their prior — cover the values a deployment actually sees. Errors on the
-prior are scaled by the size of the reference (variances reach e^10), errors on probability and
-uncertainty are absolute.
+prototypes drawn from their prior — cover the values a deployment actually sees. The batch cases
+give the candidate B = 2 items of different classes at once, and the reference each item alone:
+an item's answer must not depend on what else is in its batch. Errors on the prior are scaled by
+the size of the reference (variances reach e^10), errors on probability and uncertainty are
+absolute.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,15 +27,17 @@ LOW_PRECISION_TOLERANCE = 3e-2  # fp16/bf16 engines against fp32 eager PyTorch
 # Random inputs probe the ends of the dynamic ranges, real ones the sizes used in practice.
 RANDOM_SHOTS, REAL_SHOTS = (1, 10), (1, 3)
 RANDOM_SAMPLES, REAL_SAMPLES = (1, 16), (1, 6, 10)
+BATCH_CLASSES, BATCH_SHOTS, BATCH_SAMPLES = (0, 1), 2, 6  # one item per class: B = 2
 _REAL_CLASS = 0  # a class that fold 0 holds out, as a deployment would meet it
+Pair = tuple[torch.Tensor, torch.Tensor]
 
 
 class GraphRunner(Protocol):
     """What parity needs of a runner (``vpi.runtime.Runner`` satisfies it)."""
 
-    def run_prior(self, images: Any, masks: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def run_prior(self, images: Any, masks: Any) -> Pair: ...
 
-    def run_decoder(self, query: Any, prototypes: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def run_decoder(self, query: Any, prototypes: Any) -> Pair: ...
 
 
 def parity_tolerance(precision: str, device: str) -> float:
@@ -44,18 +50,23 @@ def parity_tolerance(precision: str, device: str) -> float:
 def parity_report(
     reference: GraphRunner, candidate: GraphRunner, spec: GraphSpec, tolerance: float
 ) -> dict[str, Any]:
-    """Run both on every case; the worst error per output and every case's figures."""
+    """Run both on every case; the worst error per output and every case's figures.
+
+    The reference runs each item of a case alone, the candidate the whole batch at once.
+    """
     cases = []
     for kind, images, masks in _support_cases(spec):
-        ref, got = reference.run_prior(images, masks), candidate.run_prior(images, masks)
-        cases.append({"graph": "prior_encoder", "inputs": kind, "K": int(images.shape[0]),
+        ref = _one_by_one(reference.run_prior, images, masks)
+        got = candidate.run_prior(images, masks)
+        cases.append({"graph": "prior_encoder", "inputs": kind, "B": int(images.shape[0]),
+                      "K": int(images.shape[1]),
                       "prior_mean": _scaled(ref[0], got[0]),
                       "prior_variance": _scaled(ref[1], got[1])})
     for kind, query, prototypes in _decoder_cases(spec, reference):
-        ref = reference.run_decoder(query, prototypes)
+        ref = _one_by_one(reference.run_decoder, query, prototypes)
         got = candidate.run_decoder(query, prototypes)
-        cases.append({"graph": "segmentation_decoder", "inputs": kind,
-                      "L": int(prototypes.shape[0]),
+        cases.append({"graph": "segmentation_decoder", "inputs": kind, "B": int(query.shape[0]),
+                      "L": int(prototypes.shape[1]),
                       "probability": _abs(ref[0], got[0]), "uncertainty": _abs(ref[1], got[1])})
     outputs = ("prior_mean", "prior_variance", "probability", "uncertainty")
     worst = {name: max(c[name] for c in cases if name in c) for name in outputs}
@@ -70,37 +81,55 @@ def check_parity(report: dict[str, Any], backend: str) -> None:
             if case.get(name, 0.0) > tolerance:
                 size = f"K={case['K']}" if "K" in case else f"L={case['L']}"
                 raise BackendError(
-                    f"{backend} disagrees with eager PyTorch on {case['graph']} at {size} "
-                    f"({case['inputs']} inputs): {name} error {case[name]:.2e} > "
+                    f"{backend} disagrees with eager PyTorch on {case['graph']} at {size}, "
+                    f"B={case['B']} ({case['inputs']} inputs): {name} error {case[name]:.2e} > "
                     f"{tolerance:.0e}; the export was not written"
                 )
 
 
+def _one_by_one(run: Callable[[Any, Any], Pair], first: torch.Tensor, second: torch.Tensor) -> Pair:
+    """``run`` on each item of a batch alone, its answers stacked again."""
+    answers = [run(first[i:i + 1], second[i:i + 1]) for i in range(first.shape[0])]
+    return torch.cat([a[0] for a in answers]), torch.cat([a[1] for a in answers])
+
+
 def _support_cases(spec: GraphSpec) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(inputs, images (B, K, 3, S, S), masks (B, K, 1, S, S)); B = 1 but for the batch case."""
     gen = torch.Generator().manual_seed(0)
     s = spec.input_size
     cases = []
     for shots in _within(RANDOM_SHOTS, spec.max_shots):
-        masks = (torch.rand(shots, 1, s, s, generator=gen) > 0.5).float()
-        cases.append(("random", torch.rand(shots, 3, s, s, generator=gen), masks))
+        masks = (torch.rand(1, shots, 1, s, s, generator=gen) > 0.5).float()
+        cases.append(("random", torch.rand(1, shots, 3, s, s, generator=gen), masks))
     images, masks = _real_pairs(s, max(REAL_SHOTS) + 1)
-    cases += [("real", images[:k], masks[:k]) for k in _within(REAL_SHOTS, spec.max_shots)]
+    cases += [("real", images[None, :k], masks[None, :k]) for k in _within(REAL_SHOTS, spec.max_shots)]
+    if _batched(spec):
+        images, masks = _batch_pairs(s, BATCH_SHOTS)
+        cases.append(("batch", images, masks))
     return cases
 
 
 def _decoder_cases(
     spec: GraphSpec, reference: GraphRunner
 ) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(inputs, queries (B, 3, S, S), prototypes (B, L, D)); each batch item with its own prior."""
     gen = torch.Generator().manual_seed(1)
     s, d = spec.input_size, spec.latent_dim
-    cases = [("random", torch.rand(1, 3, s, s, generator=gen), torch.randn(n, d, generator=gen))
+    cases = [("random", torch.rand(1, 3, s, s, generator=gen), torch.randn(1, n, d, generator=gen))
              for n in _within(RANDOM_SAMPLES, spec.max_samples)]
     shots = min(max(REAL_SHOTS), spec.max_shots)
     images, masks = _real_pairs(s, shots + 1)
-    mean, var = reference.run_prior(images[:shots], masks[:shots])
+    mean, var = reference.run_prior(images[None, :shots], masks[None, :shots])
     for n in _within(REAL_SAMPLES, spec.max_samples):
-        noise = torch.randn(n, d, generator=gen)
-        cases.append(("real", images[shots:], reparameterise(mean, var, noise)))
+        noise = torch.randn(1, n, d, generator=gen)
+        cases.append(("real", images[shots:], reparameterise(mean[:, None], var[:, None], noise)))
+    if _batched(spec):
+        shots = min(BATCH_SHOTS, spec.max_shots)
+        images, masks = _batch_pairs(s, shots + 1)
+        mean, var = _one_by_one(reference.run_prior, images[:, :shots], masks[:, :shots])
+        samples = min(BATCH_SAMPLES, spec.max_samples)
+        noise = torch.randn(len(BATCH_CLASSES), samples, d, generator=gen)
+        cases.append(("batch", images[:, shots], reparameterise(mean[:, None], var[:, None], noise)))
     return cases
 
 
@@ -108,13 +137,23 @@ def _within(sizes: tuple[int, ...], maximum: int) -> list[int]:
     return [n for n in sizes if n <= maximum]
 
 
-def _real_pairs(size: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _batched(spec: GraphSpec) -> bool:
+    return spec.max_batch >= len(BATCH_CLASSES)
+
+
+def _real_pairs(size: int, count: int, class_id: int = _REAL_CLASS) -> Pair:
     """``count`` built-in images of one held-out class: (N, 3, S, S) and masks (N, 1, S, S)."""
-    rng = np.random.default_rng(0)
-    pairs = [render_sample(_REAL_CLASS, rng, size) for _ in range(count)]
+    rng = np.random.default_rng(class_id)
+    pairs = [render_sample(class_id, rng, size) for _ in range(count)]
     images = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2) / 255.0
     masks = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None].float()
     return images.float().contiguous(), masks
+
+
+def _batch_pairs(size: int, count: int) -> Pair:
+    """``count`` pairs of each of BATCH_CLASSES: (B, count, 3, S, S) and masks (B, count, 1, S, S)."""
+    pairs = [_real_pairs(size, count, class_id) for class_id in BATCH_CLASSES]
+    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
 def _abs(ref: torch.Tensor, got: torch.Tensor) -> float:

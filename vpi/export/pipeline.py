@@ -173,6 +173,7 @@ def _manifest(
         "latent_dim": spec.latent_dim,
         "shots": [1, spec.max_shots],
         "samples": [1, spec.max_samples],
+        "batch": [1, spec.max_batch],
         "probabilistic": spec.probabilistic,
         "aggregation": config.model.aggregation,
         "checkpoint": {

@@ -33,6 +33,9 @@ from vpi.runtime.tensorrt_compat import device_fingerprint, import_tensorrt
 PRECISIONS = ("fp16", "fp32", "bf16")
 SHOTS_PROFILE = (1, 1)  # min and opt of K; max is the spec's max_shots
 SAMPLES_PROFILE = (1, 6)  # min and opt of L; max is the spec's max_samples
+# min and opt of B; max is the spec's max_batch. A support set is usually encoded alone, while
+# queries come in batches (`vpi segment --batch-size`, Triton's dynamic batching).
+PRIOR_BATCH_PROFILE, DECODER_BATCH_PROFILE = (1, 1), (1, 4)
 ENGINE_FILES = {
     "prior_encoder": "prior_encoder.plan",
     "segmentation_decoder": "segmentation_decoder.plan",
@@ -68,22 +71,30 @@ def precision_plan(tensorrt_version: str, precision: str) -> PrecisionPlan:
 
 
 def optimization_profiles(spec: GraphSpec) -> dict[str, dict[str, list[list[int]]]]:
-    """min/opt/max shapes of every input: K in 1..max_shots (opt 1), L in 1..max_samples (opt 6)."""
+    """min/opt/max shapes of every input: B in 1..max_batch (opt 1 for the prior encoder, 4 for the
+    decoder), K in 1..max_shots (opt 1), L in 1..max_samples (opt 6)."""
     s, d = spec.input_size, spec.latent_dim
-    k_min, k_opt = SHOTS_PROFILE
-    l_min, l_opt = SAMPLES_PROFILE
-    shots = (k_min, k_opt, spec.max_shots)
-    samples = (l_min, min(l_opt, spec.max_samples), spec.max_samples)
+    prior_batch = _range(PRIOR_BATCH_PROFILE, spec.max_batch)
+    decoder_batch = _range(DECODER_BATCH_PROFILE, spec.max_batch)
+    shots = _range(SHOTS_PROFILE, spec.max_shots)
+    samples = _range(SAMPLES_PROFILE, spec.max_samples)
+    pairs = list(zip(prior_batch, shots, strict=True))
     return {
         "prior_encoder": {
-            "support_images": [[k, 3, s, s] for k in shots],
-            "support_masks": [[k, 1, s, s] for k in shots],
+            "support_images": [[b, k, 3, s, s] for b, k in pairs],
+            "support_masks": [[b, k, 1, s, s] for b, k in pairs],
         },
         "segmentation_decoder": {
-            "query_image": [[1, 3, s, s]] * 3,
-            "prototypes": [[n, d] for n in samples],
+            "query_image": [[b, 3, s, s] for b in decoder_batch],
+            "prototypes": [[b, n, d] for b, n in zip(decoder_batch, samples, strict=True)],
         },
     }
+
+
+def _range(low_opt: tuple[int, int], high: int) -> tuple[int, int, int]:
+    """min, opt, max of one axis; opt never above max."""
+    low, opt = low_opt
+    return low, min(opt, high), high
 
 
 def timing_cache_path(tensorrt_version: str, compute_capability: str) -> Path:

@@ -53,11 +53,13 @@ CONFIG = "config.pbtxt"
 PLATFORMS = {"onnx": ("onnxruntime_onnx", "model.onnx"), "trt": ("tensorrt_plan", "model.plan")}
 PYTHON_MODEL = "model.py"
 VALIDATOR_SOURCE = Path(__file__).with_name("triton_validator.py")
-AXES = {"K": "support pairs", "L": "samples of z"}  # the graphs' named axes
-_WHY_NO_BATCHING = (
-    "# max_batch_size 0: K (support pairs) and L (noise samples) are axes of the graphs themselves,\n"
-    "# not a batch of independent requests, so Triton's dynamic batching does not apply. -1 marks\n"
-    "# those axes: K in 1..{shots}, L in 1..{samples}.\n"
+AXES = {"K": "support pairs", "L": "samples of z"}  # the graphs' named axes within one request
+QUEUE_DELAY_US = 1000  # how long a request may wait for others to share its batch
+_DYNAMIC_BATCHING = f"dynamic_batching {{\n  max_queue_delay_microseconds: {QUEUE_DELAY_US}\n}}\n"
+_WHY_BATCHING = (
+    "# max_batch_size {batch}: every tensor leads with a batch axis of independent requests, which\n"
+    "# dims leave out; dynamic_batching merges concurrent requests whose other dims agree. -1 marks\n"
+    "# the axes within one request: K (support pairs) in 1..{shots}, L (noise samples) in 1..{samples}.\n"
 )
 _WHY_VALIDATOR = (
     "# Triton lets a -1 axis take any size, 0 included, and the graphs would answer NaN for K = 0:\n"
@@ -102,8 +104,8 @@ def write_triton_repository(
     spec = GraphSpec.from_config(config)
     signatures = triton_signatures(spec)
     header = (f"# Written by vpi {__version__} from the checkpoint with sha256 "
-              f"{file_sha256(checkpoint)}.\n" + _WHY_NO_BATCHING.format(
-                  shots=spec.max_shots, samples=spec.max_samples))
+              f"{file_sha256(checkpoint)}.\n" + _WHY_BATCHING.format(
+                  batch=spec.max_batch, shots=spec.max_shots, samples=spec.max_samples))
     platform, filename = PLATFORMS[engine]
     with tempfile.TemporaryDirectory(dir=repo.parent, prefix=f".{repo.name}.staging-") as tmp:
         stage = Path(tmp) / "repo"
@@ -118,36 +120,41 @@ def write_triton_repository(
             targets = {name: stage / name / VERSION / filename for name in signatures}
             _build_plans(model, spec, sources, targets, trt_plan, opset)
         for name, signature in signatures.items():
-            text = header + model_config_text(name, platform, signature, gpu=engine == "trt")
+            text = header + model_config_text(name, platform, signature, spec.max_batch,
+                                              gpu=engine == "trt")
             (stage / name / CONFIG).write_text(text)
         (stage / VALIDATOR / VERSION).mkdir(parents=True)
         (stage / VALIDATOR / VERSION / PYTHON_MODEL).write_bytes(VALIDATOR_SOURCE.read_bytes())
         (stage / VALIDATOR / CONFIG).write_text(header + _WHY_VALIDATOR + validator_config_text(
             validator_signature(signatures), spec))
         (stage / ENSEMBLE / VERSION).mkdir(parents=True)  # Triton needs it, even empty
-        (stage / ENSEMBLE / CONFIG).write_text(header + _WHY_NOISE + ensemble_config_text(signatures))
+        (stage / ENSEMBLE / CONFIG).write_text(header + _WHY_NOISE + ensemble_config_text(
+            signatures, spec.max_batch))
         _move_into_place(stage, repo, Path(tmp) / "replaced")
     return repo
 
 
-def model_config_text(name: str, platform: str, signature: Signature, *, gpu: bool) -> str:
+def model_config_text(
+    name: str, platform: str, signature: Signature, max_batch: int, *, gpu: bool
+) -> str:
     """config.pbtxt of one graph; no kind in the instance group (KIND_AUTO) unless it needs a GPU."""
     kind = "\n    kind: KIND_GPU" if gpu else ""
     return (
-        f'name: "{name}"\nplatform: "{platform}"\nmax_batch_size: 0\n'
+        f'name: "{name}"\nplatform: "{platform}"\nmax_batch_size: {max_batch}\n'
         + _tensors("input", signature["inputs"]) + _tensors("output", signature["outputs"])
-        + f"instance_group [\n  {{\n    count: 1{kind}\n  }}\n]\n"
+        + _DYNAMIC_BATCHING + f"instance_group [\n  {{\n    count: 1{kind}\n  }}\n]\n"
     )
 
 
 def validator_signature(signatures: dict[str, Signature]) -> Signature:
-    """The request validator's tensors: the ensemble inputs with a named axis, in and out alike."""
-    checked = {t: d for t, d in ensemble_inputs(signatures).items() if any(isinstance(a, str) for a in d)}
+    """The request validator's tensors: the ensemble inputs with a K or L axis, in and out alike."""
+    checked = {t: d for t, d in ensemble_inputs(signatures).items() if any(a in AXES for a in d)}
     return {"inputs": checked, "outputs": checked}
 
 
 def validator_config_text(signature: Signature, spec: GraphSpec) -> str:
-    """config.pbtxt of the request validator: one JSON parameter per named axis (see its model.py)."""
+    """config.pbtxt of the request validator: one JSON parameter per named axis (see its model.py),
+    whose tensors' axis indices count the batch axis, as the arrays it gets have it."""
     ranges = {"K": spec.max_shots, "L": spec.max_samples}
     parameters = []
     for axis, what in AXES.items():
@@ -156,9 +163,9 @@ def validator_config_text(signature: Signature, spec: GraphSpec) -> str:
         # json.dumps of that text is also a valid protobuf text string (both escape '"' as \")
         parameters.append(f'  {{\n    key: "{axis}"\n    value {{ string_value: {json.dumps(value)} }}\n  }}')
     return (
-        f'name: "{VALIDATOR}"\nbackend: "python"\nmax_batch_size: 0\n'
+        f'name: "{VALIDATOR}"\nbackend: "python"\nmax_batch_size: {spec.max_batch}\n'
         + _tensors("input", signature["inputs"]) + _tensors("output", signature["outputs"])
-        + "parameters [\n" + ",\n".join(parameters) + "\n]\n"
+        + _DYNAMIC_BATCHING + "parameters [\n" + ",\n".join(parameters) + "\n]\n"
         + "instance_group [\n  {\n    count: 1\n    kind: KIND_CPU\n  }\n]\n"
     )
 
@@ -173,8 +180,11 @@ def ensemble_inputs(signatures: dict[str, Signature]) -> dict[str, list[int | st
     return inputs
 
 
-def ensemble_config_text(signatures: dict[str, Signature]) -> str:
+def ensemble_config_text(signatures: dict[str, Signature], max_batch: int) -> str:
     """The ``vpi`` ensemble: the request validator, then the graphs in the order given.
+
+    It batches nothing itself (an ensemble takes no dynamic_batching); each of its models merges
+    the concurrent requests that reach it.
 
     Tensors keep their names, except that the validator's outputs (its inputs, passed through)
     become ``checked_<name>``, which is what the graphs then read. Its inputs are
@@ -191,17 +201,18 @@ def ensemble_config_text(signatures: dict[str, Signature]) -> str:
                      + "".join(maps) + "    }")
     last = signatures[list(signatures)[-1]]
     return (
-        f'name: "{ENSEMBLE}"\nplatform: "ensemble"\nmax_batch_size: 0\n'
+        f'name: "{ENSEMBLE}"\nplatform: "ensemble"\nmax_batch_size: {max_batch}\n'
         + _tensors("input", ensemble_inputs(signatures)) + _tensors("output", last["outputs"])
         + "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}\n"
     )
 
 
 def _tensors(kind: str, tensors: dict[str, list[int | str]]) -> str:
-    """An input or output list; a named axis ("K", "L") becomes -1."""
+    """An input or output list; dims leave out the leading batch axis B (Triton's with
+    max_batch_size > 0), and a named axis ("K", "L") becomes -1."""
     entries = []
     for name, dims in tensors.items():
-        shape = ", ".join(str(-1 if isinstance(d, str) else d) for d in dims)
+        shape = ", ".join(str(-1 if isinstance(d, str) else d) for d in dims[1:])
         entries.append(f'  {{\n    name: "{name}"\n    data_type: TYPE_FP32\n    dims: [ {shape} ]\n  }}')
     return f"{kind} [\n" + ",\n".join(entries) + "\n]\n"
 
@@ -230,8 +241,8 @@ def _move_into_place(stage: Path, repo: Path, replaced: Path) -> None:
 class _OnnxChain:
     """The staged graphs in ONNX Runtime, as the parity check's runner.
 
-    Parity hands the decoder prototypes z; they enter the sampled decoder as noise with mean 0 and
-    variance 1, and 0 + z * sqrt(1) is z exactly in fp32.
+    Parity hands the decoder prototypes z (B, L, D); they enter the sampled decoder as noise with
+    mean 0 and variance 1, and 0 + z * sqrt(1) is z exactly in fp32.
     """
 
     def __init__(self, sources: dict[str, Path]) -> None:
@@ -243,9 +254,9 @@ class _OnnxChain:
         return self._run("prior_encoder", support_images=images, support_masks=masks)
 
     def run_decoder(self, query: Any, prototypes: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        d = prototypes.shape[-1]
-        return self._run("segmentation_decoder", query_image=query, prior_mean=torch.zeros(1, d),
-                         prior_variance=torch.ones(1, d), noise=prototypes)
+        batch, _, d = prototypes.shape
+        return self._run("segmentation_decoder", query_image=query, prior_mean=torch.zeros(batch, d),
+                         prior_variance=torch.ones(batch, d), noise=prototypes)
 
     def _run(self, name: str, **feeds: Any) -> tuple[torch.Tensor, torch.Tensor]:
         arrays = {k: np.ascontiguousarray(np.asarray(v, dtype=np.float32)) for k, v in feeds.items()}

@@ -3,9 +3,11 @@
 Triton reads a config.pbtxt only when it loads the model; these checks catch beforehand what it
 would refuse then, or serve wrongly: text that does not parse against Triton's model-config schema
 (``tritonclient`` ships it as ``model_config_pb2``), a config whose tensors differ from the ONNX
-graph beside it, an ensemble whose maps leave an input unused, a step's input unfed or an
-output unproduced, and a graph that reads a dynamic-sized request tensor the request validator
-has not checked. They need ``pip install tritonclient`` (a dev dependency), nothing else.
+graph beside it (with ``max_batch_size`` > 0 the config's dims leave out the graph's leading
+batch axis, which must be dynamic), an ensemble whose maps leave an input unused, a step's input
+unfed or an output unproduced, a step model that batches less than the ensemble, and a graph that
+reads a dynamic-sized request tensor the request validator has not checked. They need
+``pip install tritonclient`` (a dev dependency), nothing else.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ def read_model_config(path: Path) -> Any:
 
 
 def check_onnx_model(config: Any, onnx_path: Path, where: str) -> None:
-    """The config declares exactly the graph's inputs and outputs: names, types and dims."""
+    """The config declares exactly the graph's inputs and outputs: names, types and dims (less the
+    batch axis, when the config batches)."""
     if not onnx_path.is_file():
         raise VpiError(f"{where} is an ONNX model, but {str(onnx_path)!r} does not exist")
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
@@ -78,6 +81,12 @@ def check_onnx_model(config: Any, onnx_path: Path, where: str) -> None:
     for kind, declared, values in (("input", config.input, graph.input),
                                    ("output", config.output, graph.output)):
         actual = {v.name: _onnx_tensor(v) for v in values if v.name not in weights}
+        if config.max_batch_size > 0:
+            fixed = [name for name, (_, dims) in actual.items() if dims[:1] != [-1]]
+            if fixed:
+                raise VpiError(f"{where} has max_batch_size {config.max_batch_size}, but the ONNX "
+                               f"graph's {kind} {fixed[0]!r} has no dynamic batch axis first")
+            actual = {name: (dtype, dims[1:]) for name, (dtype, dims) in actual.items()}
         _compare(where, kind, _tensors(declared), actual, "the ONNX graph")
 
 
@@ -97,6 +106,9 @@ def check_ensemble(config: Any, models: dict[str, Any], where: str) -> None:
         if step.model_name not in models:
             raise VpiError(f"{where}: a step runs model {step.model_name!r}, which is not in the repository")
         model = models[step.model_name]
+        if model.max_batch_size < config.max_batch_size:
+            raise VpiError(f"{where} has max_batch_size {config.max_batch_size}, but its step "
+                           f"{step.model_name!r} only {model.max_batch_size}: Triton refuses that")
         inputs = _tensors(model.input)
         unmapped = [name for name in inputs if name not in step.input_map]
         if unmapped:

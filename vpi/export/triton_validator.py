@@ -4,12 +4,14 @@ Triton checks every fixed dim of a request against the config, but a -1 axis tak
 included: the ONNX graphs then return NaN for K = 0 and run K or L beyond what was exported and
 checked, and no one reports an error. This model refuses such a request with a message that names
 the tensor, the size and the range, and otherwise passes its tensors through unchanged, so the
-graphs' steps only ever see checked tensors.
+graphs' steps only ever see checked tensors. Dynamic batching hands it several requests at once;
+each is checked and answered on its own, so one malformed request fails alone.
 
 It is copied into the repository as it is, not imported by vpi: it may use only the standard
 library and what Triton's Python backend provides (``triton_python_backend_utils``, numpy).
 Each config parameter names an axis: ``{"min": 1, "max": 10, "what": "support pairs",
-"tensors": {"support_images": 0, "support_masks": 0}}`` says that axis 0 of both tensors is K.
+"tensors": {"support_images": 1, "support_masks": 1}}`` says that axis 1 of both tensors is K
+(axis 0 is the batch axis, which Triton itself checks).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from vpi.model import Features, VPIModel, aggregate_priors
 
 
 class PriorEncoderGraph(nn.Module):
-    """Support images (K, 3, H, W) in [0, 1] and masks (K, 1, H, W) -> mean, variance (1, D).
+    """B support sets: images (B, K, 3, H, W) in [0, 1] and masks (B, K, 1, H, W) -> mean,
+    variance (B, D), one prior per set.
 
     The K per-shot priors are fused by the model's rule (``VPIModel.shot_rule``) from their clamped
     log-variances (``aggregate_priors``), in fp32 whatever the encoder's precision.
@@ -29,14 +30,15 @@ class PriorEncoderGraph(nn.Module):
     def forward(
         self, support_images: torch.Tensor, support_masks: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, logvar = self.model.shot_priors(support_images[None], support_masks[None])
+        mean, logvar = self.model.shot_priors(support_images, support_masks)
         return aggregate_priors(mean.float(), logvar.float(), self.model.shot_rule)
 
 
 class SegmentationDecoderGraph(nn.Module):
-    """One query (1, 3, H, W) and L prototypes (L, D) -> probability, uncertainty (1, 1, H, W).
+    """B queries (B, 3, H, W), each with its own L prototypes (B, L, D) -> probability,
+    uncertainty (B, H, W).
 
-    The query is encoded once; the decoder runs all L prototypes as one batch over the shared
+    Each query is encoded once; the decoder runs its L prototypes as one batch over its shared
     features. Probability is the mean of the L sigmoid maps (Eq. 5), uncertainty their variance
     (population variance, zero for L = 1); both reductions run in fp32.
     """
@@ -49,9 +51,9 @@ class SegmentationDecoderGraph(nn.Module):
         self, query_image: torch.Tensor, prototypes: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.model.encoder(query_image)
-        logits = self.model.decode(features, prototypes[None], query_image.shape[-2:])
+        logits = self.model.decode(features, prototypes, query_image.shape[-2:])
         probs = torch.sigmoid(logits.float())
-        return probs.mean(1, keepdim=True), probs.var(1, unbiased=False, keepdim=True)
+        return probs.mean(1), probs.var(1, unbiased=False)
 
 
 class _TypedEncoder(nn.Module):

@@ -14,13 +14,14 @@ import torch
 
 from vpi.errors import DataError
 from vpi.graphs import GraphSpec
-from vpi.ranges import check_samples, check_shots
+from vpi.ranges import check_batch, check_samples, check_shots
 
 ArrayLike = np.ndarray | torch.Tensor
 
 
 class Runner(ABC):
-    """Runs ``prior_encoder`` and ``segmentation_decoder``; returns fp32 CPU tensors.
+    """Runs ``prior_encoder`` and ``segmentation_decoder`` on a batch of B independent items;
+    returns fp32 CPU tensors.
 
     ``name`` says which backend ran (e.g. "onnx (CUDAExecutionProvider)"); ``precision`` what it
     computes in (reports and the parity tolerance read it); ``warnings`` collects what a user
@@ -41,24 +42,32 @@ class Runner(ABC):
     def run_prior(
         self, images: ArrayLike, masks: ArrayLike
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Support images (K, 3, H, W) in [0, 1], masks (K, 1, H, W) -> mean, variance (1, D)."""
+        """B support sets: images (B, K, 3, H, W) in [0, 1], masks (B, K, 1, H, W) -> mean,
+        variance (B, D)."""
         s = self.spec.input_size
-        images = _as_float("support images", images, (None, 3, s, s))
-        masks = _as_float("support masks", masks, (None, 1, s, s))
-        shots = images.shape[0]
-        if masks.shape[0] != shots:
-            raise DataError(f"got {shots} support images but {masks.shape[0]} support masks")
+        images = _as_float("support images", images, ("B", "K", 3, s, s))
+        masks = _as_float("support masks", masks, ("B", "K", 1, s, s))
+        batch, shots = images.shape[:2]
+        if masks.shape[:2] != images.shape[:2]:
+            raise DataError(f"got {batch} sets of {shots} support images but {masks.shape[0]} "
+                            f"sets of {masks.shape[1]} support masks")
+        check_batch(batch, self.spec.max_batch)
         check_shots(shots, self.spec.max_shots)
         return self._run_prior(images, masks)
 
     def run_decoder(
         self, query: ArrayLike, prototypes: ArrayLike
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Query (1, 3, H, W) in [0, 1], prototypes (L, D) -> probability, uncertainty (1, 1, H, W)."""
+        """B queries (B, 3, H, W) in [0, 1], each with its own L prototypes (B, L, D) ->
+        probability, uncertainty (B, H, W)."""
         s = self.spec.input_size
-        query = _as_float("query image", query, (1, 3, s, s))
-        prototypes = _as_float("prototypes", prototypes, (None, self.spec.latent_dim))
-        check_samples(prototypes.shape[0], self.spec.max_samples)
+        query = _as_float("query images", query, ("B", 3, s, s))
+        prototypes = _as_float("prototypes", prototypes, ("B", "L", self.spec.latent_dim))
+        if prototypes.shape[0] != query.shape[0]:
+            raise DataError(f"got {query.shape[0]} query images but prototypes for "
+                            f"{prototypes.shape[0]}")
+        check_batch(query.shape[0], self.spec.max_batch)
+        check_samples(prototypes.shape[1], self.spec.max_samples)
         return self._run_decoder(query, prototypes)
 
     @abstractmethod
@@ -73,9 +82,10 @@ class Runner(ABC):
 
 
 def _as_float(
-    what: str, value: ArrayLike, shape: tuple[int | None, ...]
+    what: str, value: ArrayLike, shape: tuple[int | str, ...]
 ) -> torch.Tensor:
-    """A contiguous fp32 CPU tensor of ``shape`` (None = any size), or one clear error."""
+    """A contiguous fp32 CPU tensor of ``shape`` (a name such as "B" = any size), or one clear
+    error."""
     if isinstance(value, np.ndarray):
         if not np.issubdtype(value.dtype, np.floating):
             raise TypeError(f"{what} must be a float array in [0, 1], got dtype {value.dtype}")
@@ -84,9 +94,9 @@ def _as_float(
         raise TypeError(f"{what} must be a numpy array or torch tensor, got {type(value).__name__}")
     if not value.is_floating_point():
         raise TypeError(f"{what} must be a float tensor in [0, 1], got dtype {value.dtype}")
-    expected = "(" + ", ".join("N" if n is None else str(n) for n in shape) + ")"
+    expected = "(" + ", ".join(str(n) for n in shape) + ")"
     if value.ndim != len(shape) or any(
-        n is not None and n != got for n, got in zip(shape, value.shape, strict=True)
+        isinstance(n, int) and n != got for n, got in zip(shape, value.shape, strict=True)
     ):
         raise DataError(f"{what} has shape {tuple(value.shape)}, expected {expected}")
     return value.detach().to("cpu", torch.float32).contiguous()

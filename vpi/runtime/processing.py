@@ -93,8 +93,8 @@ def mask_tensor(mask: np.ndarray, side: int) -> torch.Tensor:
 
 
 def to_original(maps: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """(1, 1, s, s) map -> (H, W) float32 array at ``size`` = (height, width), bilinear."""
-    resized = F.interpolate(maps.float(), size=size, mode="bilinear", align_corners=False)
+    """One (s, s) map -> (H, W) float32 array at ``size`` = (height, width), bilinear."""
+    resized = F.interpolate(maps.float()[None, None], size=size, mode="bilinear", align_corners=False)
     return resized[0, 0].numpy().astype(np.float32)
 
 

@@ -2,8 +2,9 @@
 
 ``encode_support`` runs the prior encoder once per support set (cached by content, so a stream of
 queries against the same examples pays for it once); ``segment`` draws the L prototypes with a
-seeded CPU generator, runs the decoder and returns maps at the query's own size. The noise is
-drawn here, never in a graph, so a seed gives the same prototypes on every backend.
+seeded CPU generator, runs the decoder and returns maps at the query's own size, and
+``segment_batch`` does so for several queries in one decoder call. The noise is drawn here, never
+in a graph, so a seed gives the same prototypes on every backend and in every batch.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 
 from vpi.errors import ConfigError, DataError
 from vpi.graphs import reparameterise
-from vpi.ranges import check_samples, check_shots
+from vpi.ranges import check_batch, check_samples, check_shots
 from vpi.runtime.base import Runner
 from vpi.runtime.processing import (
     check_support_pair,
@@ -47,7 +48,7 @@ class Segmentation:
     mask: np.ndarray  # bool, probability > threshold
     uncertainty: np.ndarray  # float32, variance of the L probability maps (0..0.25)
     samples: int  # L actually decoded (1 for the deterministic twin)
-    timings_ms: dict[str, float] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)  # its share of its batch's
 
     @property
     def foreground_fraction(self) -> float:
@@ -94,7 +95,7 @@ class Segmenter:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        mean, variance = self.runner.run_prior(image_batch, mask_batch)
+        mean, variance = self.runner.run_prior(image_batch[None], mask_batch[None])
         prior = Prior(mean, variance, len(images), key)
         self._cache[key] = prior
         if len(self._cache) > self.cache_size:
@@ -119,33 +120,57 @@ class Segmenter:
         threshold: float = 0.5,
     ) -> Segmentation:
         """One query image (H, W, 3) uint8 -> probability, mask and uncertainty at (H, W)."""
+        return self.segment_batch([query], prior, samples=samples, seed=seed, threshold=threshold)[0]
+
+    def segment_batch(
+        self,
+        queries: Sequence[np.ndarray],
+        prior: Prior,
+        *,
+        samples: int = 6,
+        seed: int = 0,
+        threshold: float = 0.5,
+    ) -> list[Segmentation]:
+        """Query images (H, W, 3) uint8, any sizes, against one support set in one decoder call.
+
+        B = len(queries) may be up to the graphs' ``max_batch``. Every query gets the prototypes
+        of ``seed``, so each result is what ``segment`` gives that query alone. Timings are the
+        batch's, split evenly over its queries.
+        """
         check_samples(samples, self.runner.spec.max_samples)
+        check_batch(len(queries), self.runner.spec.max_batch)
         if not 0.0 < threshold < 1.0:
             raise ConfigError(f"threshold is {threshold}; it must lie strictly between 0 and 1")
-        if query.ndim != 3 or query.shape[2] != 3 or query.dtype != np.uint8:
-            raise DataError(f"query must be (H, W, 3) uint8, got {query.dtype} {query.shape}")
+        for index, query in enumerate(queries):
+            if query.ndim != 3 or query.shape[2] != 3 or query.dtype != np.uint8:
+                which = f" #{index + 1}" if len(queries) > 1 else ""
+                raise DataError(f"query{which} must be (H, W, 3) uint8, got {query.dtype} {query.shape}")
         started = time.perf_counter()
-        batch = image_tensor(query, self.runner.spec.input_size)[None]
+        batch = torch.stack([image_tensor(query, self.runner.spec.input_size) for query in queries])
         z = self.prototypes(prior, samples, seed)
         prepared = time.perf_counter()
-        probability, uncertainty = self.runner.run_decoder(batch, z)
+        probability, uncertainty = self.runner.run_decoder(batch, z.expand(len(queries), -1, -1))
         decoded = time.perf_counter()
-        size = (query.shape[0], query.shape[1])
-        probability_map = to_original(probability, size)
-        uncertainty_map = np.clip(to_original(uncertainty, size), 0.0, None)
-        result = Segmentation(
-            probability=probability_map,
-            mask=probability_map > threshold,
-            uncertainty=uncertainty_map,
-            samples=int(z.shape[0]),
-        )
-        result.timings_ms = {
-            "preprocess": _ms(started, prepared),
-            "decode": _ms(prepared, decoded),
-            "postprocess": _ms(decoded, time.perf_counter()),
+        results = []
+        for index, query in enumerate(queries):
+            size = (query.shape[0], query.shape[1])
+            probability_map = to_original(probability[index], size)
+            results.append(Segmentation(
+                probability=probability_map,
+                mask=probability_map > threshold,
+                uncertainty=np.clip(to_original(uncertainty[index], size), 0.0, None),
+                samples=int(z.shape[0]),
+            ))
+        share = len(queries)
+        timings = {
+            "preprocess": _ms(started, prepared, share),
+            "decode": _ms(prepared, decoded, share),
+            "postprocess": _ms(decoded, time.perf_counter(), share),
         }
-        return result
+        for result in results:
+            result.timings_ms = dict(timings)
+        return results
 
 
-def _ms(start: float, end: float) -> float:
-    return round((end - start) * 1000.0, 3)
+def _ms(start: float, end: float, share: int = 1) -> float:
+    return round((end - start) * 1000.0 / share, 3)

@@ -25,11 +25,12 @@ def import_tensorrt() -> ModuleType:
 
 
 def profile_spec(spec: GraphSpec, profiles: dict[str, dict[str, list[list[int]]]]) -> GraphSpec:
-    """The K and L ranges an engine accepts: the max of its optimisation profiles."""
+    """The B, K and L ranges an engine accepts: the max of its optimisation profiles (B: the
+    smaller of the two graphs')."""
+    prior, decoder = profiles["prior_encoder"]["support_images"][2], profiles["segmentation_decoder"]
     return GraphSpec(
         spec.input_size, spec.latent_dim, spec.probabilistic,
-        profiles["prior_encoder"]["support_images"][2][0],
-        profiles["segmentation_decoder"]["prototypes"][2][0],
+        prior[1], decoder["prototypes"][2][1], min(prior[0], decoder["query_image"][2][0]),
     )
 
 
