@@ -44,6 +44,7 @@ def test_overrides_from_cli_strings_are_typed():
     ("override", "message"),
     [
         ({"model": {"backbone": "alexnet"}}, "model.backbone is 'alexnet'"),
+        ({"model": {"encoder_depth": "shallow"}}, "model.encoder_depth is 'shallow'.*full, mid"),
         ({"eval": {"samples": 0}}, r"eval.samples is 0; it must lie in 1..16"),
         ({"eval": {"samples": 17}}, r"eval.samples is 17"),
         ({"eval": {"shots": 11}}, r"eval.shots is 11"),
