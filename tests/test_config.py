@@ -33,8 +33,10 @@ def test_unknown_preset_names_the_choices():
 def test_overrides_from_cli_strings_are_typed():
     config = apply_overrides(
         get_preset("tiny"),
-        parse_overrides(["model.latent_dim=64", "train.lr_head=0.01", "model.decoder_channels=[8,8,8]"]),
+        parse_overrides(["model.latent_dim=64", "train.lr_head=0.01", "model.decoder_channels=[8,8,8]",
+                         "train.lr_backbone=1e-4"]),
     )
+    assert config.train.lr_backbone == 1e-4  # YAML 1.1 reads "1e-4" as a string
     assert config.model.latent_dim == 64
     assert config.train.lr_head == 0.01
     assert config.model.decoder_channels == (8, 8, 8)
@@ -45,10 +47,12 @@ def test_overrides_from_cli_strings_are_typed():
     [
         ({"model": {"backbone": "alexnet"}}, "model.backbone is 'alexnet'"),
         ({"model": {"encoder_depth": "shallow"}}, "model.encoder_depth is 'shallow'.*full, mid"),
+        ({"train": {"lr_schedule": "step"}}, "train.lr_schedule is 'step'.*constant, cosine"),
         ({"eval": {"samples": 0}}, r"eval.samples is 0; it must lie in 1..16"),
         ({"eval": {"samples": 17}}, r"eval.samples is 17"),
         ({"eval": {"shots": 11}}, r"eval.shots is 11"),
         ({"model": {"latent_dim": "big"}}, "must be an integer"),
+        ({"train": {"lr_head": "fast"}}, "train.lr_head must be a float, got 'fast'"),
         ({"model": {"nope": 1}}, "unknown config field 'model.nope'"),
         ({"data": {"image_size": 100}}, "multiple of 8"),
     ],

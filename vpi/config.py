@@ -20,6 +20,7 @@ from vpi.errors import ConfigError
 
 BACKBONES = ("tiny", "mobilenet_v2", "resnet18", "resnet50", "resnet101", "vgg16")
 AGGREGATIONS = ("variance", "mean")  # Eq. 6 and Eq. 10
+LR_SCHEDULES = ("constant", "cosine")  # "cosine" anneals both rates to 0 at the last step
 PROTOTYPE_FEATURES = ("deep", "deep+mid")
 ENCODER_DEPTHS = ("full", "mid")  # "mid" ends the encoder before its last stage (build_backbone)
 DATASETS = ("builtin", "pascal", "coco", "fss")
@@ -78,9 +79,12 @@ class TrainConfig:
     steps: int = 1500
     batch_size: int = 8
     lr_backbone: float = 1e-4  # 0 freezes the encoder
+    encoder_stages: str = "all"  # which stages lr_backbone trains: "all", or "deep" (the last only)
     lr_head: float = 1e-3
+    lr_schedule: str = "constant"  # the paper's; or "cosine" (vpi.train.loop.lr_factor)
     kl_weight: float = 1.0
     similarity_weight: float = 1.0  # the similarity map's auxiliary loss; needs model.similarity_map
+    dice_weight: float = 0.0  # adds a soft Dice loss (VPIModel.forward); 0 is the paper's objective
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     amp: bool = True  # mixed precision where CUDA is used; ignored on the CPU
@@ -123,6 +127,8 @@ def validate(config: Config) -> None:
     _choice("model.prototype_features", m.prototype_features, PROTOTYPE_FEATURES)
     _choice("model.encoder_depth", m.encoder_depth, ENCODER_DEPTHS)
     _choice("data.dataset", d.dataset, DATASETS)
+    _choice("train.lr_schedule", t.lr_schedule, LR_SCHEDULES)
+    _choice("train.encoder_stages", t.encoder_stages, ("all", "deep"))
     _choice("data.coco_split", d.coco_split, ("interleaved", "consecutive"))
     _choice("data.score_at", d.score_at, ("input", "original"))
     _range("model.latent_dim", m.latent_dim, 1, 4096)
@@ -246,6 +252,11 @@ def _coerce(hint: Any, value: Any, name: str) -> Any:
         return tuple(_coerce(a, v, name) for a, v in zip(args, value, strict=True))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a float, got {value!r}") from None
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{name} must be true or false, got {value!r}")
     if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
@@ -319,6 +330,7 @@ __all__ = [
     "DataConfig",
     "ENCODER_DEPTHS",
     "EvalConfig",
+    "LR_SCHEDULES",
     "MAX_BATCH",
     "MAX_SAMPLES",
     "MAX_SHOTS",

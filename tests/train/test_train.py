@@ -1,5 +1,3 @@
-import dataclasses
-
 import pytest
 import torch
 
@@ -7,7 +5,8 @@ from vpi.checkpoint import load_model, read_checkpoint
 from vpi.config import apply_overrides
 from vpi.data import build_episodes, collate_episodes
 from vpi.model import VPIModel
-from vpi.train import train
+from vpi.train import loop, train
+from vpi.train.loop import lr_factor
 
 
 def _config(tiny_config, tmp_path, **train_fields):
@@ -37,21 +36,46 @@ def test_a_few_hundred_steps_lower_the_loss(tiny_config, tmp_path):
     assert after < 0.6 * before, (before, after)
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_config, tmp_path):
-    full = train(_config(tiny_config, tmp_path / "full", steps=12, checkpoint_every=6),
-                 run_dir=tmp_path / "full" / "run")
-    # The same run killed after its step-6 checkpoint: train 6 steps, then resume to 12.
-    half_config = _config(tiny_config, tmp_path / "half", steps=12, checkpoint_every=6)
-    short = dataclasses.replace(half_config, train=dataclasses.replace(half_config.train, steps=6))
-    first = train(short, run_dir=tmp_path / "half" / "run")
-    state = torch.load(first.last_checkpoint, weights_only=False)
-    state["config"]["train"]["steps"] = 12  # as if the run had been stopped at step 6 of 12
-    torch.save(state, first.last_checkpoint)
-    resumed = train(half_config, resume=first.run_dir)
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_config, tmp_path, schedule,
+                                                               monkeypatch):
+    config = _config(tiny_config, tmp_path, steps=12, checkpoint_every=6, lr_schedule=schedule)
+    full = train(config, run_dir=tmp_path / "full")
+    # The same run stopped by Ctrl-C as its 7th step begins, then resumed to step 12.
+    set_rates = loop._set_learning_rates
+
+    def interrupt_at_6(optimizer, config, step):
+        if step == 6:
+            raise KeyboardInterrupt
+        set_rates(optimizer, config, step)
+
+    monkeypatch.setattr(loop, "_set_learning_rates", interrupt_at_6)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, run_dir=tmp_path / "half")
+    monkeypatch.setattr(loop, "_set_learning_rates", set_rates)
+    resumed = train(config, resume=tmp_path / "half")
     assert resumed.step == 12
     a, b = _weights(full.last_checkpoint), _weights(resumed.last_checkpoint)
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+
+
+def test_cosine_schedule_anneals_from_the_base_rates_to_zero(tiny_config):
+    cosine = apply_overrides(tiny_config, {"train": {"steps": 100, "lr_schedule": "cosine"}})
+    assert [lr_factor(s, cosine) for s in (0, 50, 100)] == pytest.approx([1.0, 0.5, 0.0], abs=1e-9)
+    assert lr_factor(25, cosine) == pytest.approx(0.5 * (1 + 2**-0.5))
+    assert {lr_factor(s, tiny_config) for s in (0, 25, 49)} == {1.0}  # "constant", the paper's
+
+
+def test_encoder_stages_deep_trains_only_the_last_stage(tiny_config, tmp_path):
+    config = _config(tiny_config, tmp_path, steps=2, checkpoint_every=2, encoder_stages="deep")
+    torch.manual_seed(config.train.seed)  # train() builds its initial model from this seed too
+    before = VPIModel(config.model).state_dict()
+    after = _weights(train(config).last_checkpoint)
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    encoder = {name for name in changed if name.startswith("encoder.")}
+    assert encoder and all(name.startswith("encoder.deep_stage.") for name in encoder), encoder
+    assert any(name.startswith("decoder.") for name in changed)
 
 
 def test_run_writes_config_metrics_and_both_checkpoints(tiny_config, tmp_path):

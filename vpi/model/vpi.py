@@ -111,6 +111,7 @@ class VPIModel(nn.Module):
         noise: torch.Tensor | None = None,
         kl_weight: float = 1.0,
         similarity_weight: float = 0.0,
+        dice_weight: float = 0.0,
     ) -> dict[str, torch.Tensor]:
         """The training objective of Eq. 4 with L = 1: cross-entropy + KL(q || p).
 
@@ -120,6 +121,8 @@ class VPIModel(nn.Module):
         both terms are per pixel (the ELBO summed over pixels, rescaled), whatever the image size;
         ``kl_weight`` scales the KL term (1 is the paper's objective). With the similarity map,
         ``similarity_weight`` adds ``similarity_loss`` (0 leaves the objective the paper's).
+        ``dice_weight`` adds ``soft_dice_loss``, which weighs a small target's pixels as much as a
+        large one's, as class-IoU does; per-pixel cross-entropy alone favours thin masks there.
         """
         mean_p, logvar_p = self.shot_priors(batch.support_images, batch.support_masks)
         mean_p, var_p = aggregate_priors(mean_p, logvar_p, self.shot_rule)
@@ -146,6 +149,10 @@ class VPIModel(nn.Module):
         kl_per_pixel = kl / pixels
         loss = ce + kl_weight * kl_per_pixel
         terms = {"ce": ce.mean().detach(), "kl": kl.mean().detach()}
+        if dice_weight:
+            dice = soft_dice_loss(logits, target, valid)
+            loss = loss + dice_weight * dice
+            terms["dice"] = dice.mean().detach()
         if self.config.similarity_map and similarity_weight:
             match = self.similarity_loss(features, mean_p, target, valid)
             loss = loss + similarity_weight * match
@@ -170,3 +177,12 @@ class VPIModel(nn.Module):
         soft = F.adaptive_avg_pool2d((target * valid)[:, None], size)[:, 0] / weight.clamp(min=1e-6)
         loss = F.binary_cross_entropy_with_logits(logits, soft, reduction="none") * weight
         return loss.sum((1, 2)) / weight.sum((1, 2)).clamp(min=1e-6)
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """1 - soft Dice of the foreground probability per episode, over valid pixels (B,); the +1
+    keeps an all-background target finite (predicting none of it scores 0 loss)."""
+    probs = torch.sigmoid(logits) * valid
+    target = target * valid
+    overlap = (probs * target).sum((1, 2))
+    return 1 - (2 * overlap + 1) / (probs.sum((1, 2)) + target.sum((1, 2)) + 1)

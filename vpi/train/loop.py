@@ -8,6 +8,7 @@ uninterrupted run would have.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,11 +163,12 @@ def _train(
         tic = time.perf_counter()
         try:
             for batch in loader:
+                _set_learning_rates(optimizer, config, step)
                 noise = episode_noise(step_indices(step, train_cfg.batch_size, context),
                                       config.model.latent_dim, train_cfg.seed)
                 with autocast(device, use_amp):
                     losses = network(batch.to(device), noise.to(device), train_cfg.kl_weight,
-                                     train_cfg.similarity_weight)
+                                     train_cfg.similarity_weight, train_cfg.dice_weight)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(losses["loss"]).backward()
                 scaler.step(optimizer)
@@ -272,14 +274,38 @@ def _evaluate(
 
 
 def _optimizer(model: VPIModel, config: Config) -> torch.optim.Optimizer:
-    """Adam with the backbone and head learning rates; a backbone rate of 0 freezes the encoder,
-    which also skips its backward pass (about 4x cheaper on a CPU)."""
-    groups = [{"params": model.head_parameters(), "lr": config.train.lr_head}]
+    """Adam with the backbone and head learning rates. A backbone rate of 0 freezes the encoder,
+    and ``train.encoder_stages="deep"`` trains only its deep stage; frozen stages also skip their
+    backward pass (a frozen encoder makes a step about 4x cheaper on a CPU)."""
+    model.encoder.requires_grad_(False)
+    params = []
     if config.train.lr_backbone > 0:
-        groups.insert(0, {"params": list(model.encoder.parameters()), "lr": config.train.lr_backbone})
-    else:
-        model.encoder.requires_grad_(False)
-    return torch.optim.Adam(groups)
+        trained = model.encoder if config.train.encoder_stages == "all" else model.encoder.deep_stage
+        trained.requires_grad_(True)
+        params.append(list(trained.parameters()))
+    params.append(model.head_parameters())
+    return torch.optim.Adam([{"params": p, "lr": lr}
+                             for p, lr in zip(params, _base_rates(config), strict=True)])
+
+
+def _base_rates(config: Config) -> list[float]:
+    """The optimizer's groups' learning rates before any schedule: [backbone,] head."""
+    train = config.train
+    return ([train.lr_backbone] if train.lr_backbone > 0 else []) + [train.lr_head]
+
+
+def lr_factor(step: int, config: Config) -> float:
+    """The learning rates' multiplier for the update after ``step`` steps. A function of the step
+    alone, so a resumed run follows the same schedule as an uninterrupted one."""
+    if config.train.lr_schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * step / config.train.steps))
+    return 1.0
+
+
+def _set_learning_rates(optimizer: torch.optim.Optimizer, config: Config, step: int) -> None:
+    factor = lr_factor(step, config)
+    for group, rate in zip(optimizer.param_groups, _base_rates(config), strict=True):
+        group["lr"] = rate * factor
 
 
 def _train_loader(
