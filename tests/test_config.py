@@ -48,6 +48,7 @@ def test_overrides_from_cli_strings_are_typed():
         ({"model": {"backbone": "alexnet"}}, "model.backbone is 'alexnet'"),
         ({"model": {"encoder_depth": "shallow"}}, "model.encoder_depth is 'shallow'.*full, mid"),
         ({"train": {"lr_schedule": "step"}}, "train.lr_schedule is 'step'.*constant, cosine"),
+        ({"train": {"encoder_stages": "last"}}, "train.encoder_stages is 'last'.*all, deep"),
         ({"eval": {"samples": 0}}, r"eval.samples is 0; it must lie in 1..16"),
         ({"eval": {"samples": 17}}, r"eval.samples is 17"),
         ({"eval": {"shots": 11}}, r"eval.shots is 11"),
