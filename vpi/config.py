@@ -21,6 +21,7 @@ from vpi.errors import ConfigError
 BACKBONES = ("tiny", "mobilenet_v2", "resnet18", "resnet50", "resnet101", "vgg16")
 AGGREGATIONS = ("variance", "mean")  # Eq. 6 and Eq. 10
 LR_SCHEDULES = ("constant", "cosine")  # "cosine" anneals both rates to 0 at the last step
+ENCODER_STAGES = ("all", "deep")  # what train.lr_backbone trains: every stage, or the deep one only
 PROTOTYPE_FEATURES = ("deep", "deep+mid")
 ENCODER_DEPTHS = ("full", "mid")  # "mid" ends the encoder before its last stage (build_backbone)
 DATASETS = ("builtin", "pascal", "coco", "fss")
@@ -128,7 +129,7 @@ def validate(config: Config) -> None:
     _choice("model.encoder_depth", m.encoder_depth, ENCODER_DEPTHS)
     _choice("data.dataset", d.dataset, DATASETS)
     _choice("train.lr_schedule", t.lr_schedule, LR_SCHEDULES)
-    _choice("train.encoder_stages", t.encoder_stages, ("all", "deep"))
+    _choice("train.encoder_stages", t.encoder_stages, ENCODER_STAGES)
     _choice("data.coco_split", d.coco_split, ("interleaved", "consecutive"))
     _choice("data.score_at", d.score_at, ("input", "original"))
     _range("model.latent_dim", m.latent_dim, 1, 4096)
@@ -332,6 +333,7 @@ __all__ = [
     "Config",
     "DataConfig",
     "ENCODER_DEPTHS",
+    "ENCODER_STAGES",
     "EvalConfig",
     "LR_SCHEDULES",
     "MAX_BATCH",

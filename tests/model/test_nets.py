@@ -1,12 +1,7 @@
 import pytest
 import torch
 
-from vpi.model.nets import (
-    SegmentationDecoder,
-    _conv_block,
-    _skip_block,
-    prototype_similarity,
-)
+from vpi.model.nets import SegmentationDecoder, _conv_block, _skip_block, prototype_similarity
 
 
 def test_skip_block_equals_the_block_over_concatenated_skips() -> None:
@@ -56,4 +51,3 @@ def test_decoder_with_the_similarity_map_responds_to_where_z_matches() -> None:
         decoder(features, z, (16, 16))
     plain = SegmentationDecoder((8, 4, 4, 4), 5, (8, 4, 4))
     assert plain.similarity_proj is None
-

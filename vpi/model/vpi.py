@@ -121,8 +121,9 @@ class VPIModel(nn.Module):
         both terms are per pixel (the ELBO summed over pixels, rescaled), whatever the image size;
         ``kl_weight`` scales the KL term (1 is the paper's objective). With the similarity map,
         ``similarity_weight`` adds ``similarity_loss`` (0 leaves the objective the paper's).
-        ``dice_weight`` adds ``soft_dice_loss``, which weighs a small target's pixels as much as a
-        large one's, as class-IoU does; per-pixel cross-entropy alone favours thin masks there.
+        ``dice_weight`` adds ``soft_dice_loss``: it scores each episode's mask as a whole, so a
+        small target counts as much as a large one, as in IoU; per-pixel cross-entropy lets the
+        few pixels of a small target count for little.
         """
         mean_p, logvar_p = self.shot_priors(batch.support_images, batch.support_masks)
         mean_p, var_p = aggregate_priors(mean_p, logvar_p, self.shot_rule)
