@@ -239,7 +239,7 @@ def eval_command(
 
 
 def _evaluate(checkpoints: list[Path], overrides: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    from vpi.eval.protocol import run_evaluation
+    from vpi.eval.protocol import models_under_matcher, run_evaluation
 
     report = run_evaluation(
         checkpoints, overrides=overrides, announce=lambda line: console.print(f"[dim]{line}[/]"),
@@ -254,6 +254,10 @@ def _evaluate(checkpoints: list[Path], overrides: dict[str, Any], **kwargs: Any)
     if weak:
         console.print(f"[yellow]warning:[/] support gain under {LOW_SUPPORT_GAIN:g} points, the "
                       f"model barely uses its support: {'; '.join(weak)}", soft_wrap=True)
+    under = models_under_matcher(report)
+    if under:
+        console.print(f"[yellow]warning:[/] under the training-free matcher, the model learned less "
+                      f"than nothing on this data: {'; '.join(under)}", soft_wrap=True)
     return report
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from vpi.config import DataConfig
+from vpi.config import Config, DataConfig
 from vpi.data import IGNORE_INDEX, Episode, build_episodes
 from vpi.data.builtin import (
     NUM_CLASSES,
@@ -17,6 +17,7 @@ from vpi.data.builtin import (
     render_scene,
 )
 from vpi.data.shapes import CLASSES
+from vpi.errors import ConfigError
 
 
 def _episodes(**overrides: object) -> BuiltinEpisodes:
@@ -235,3 +236,32 @@ def test_colour_alone_does_not_find_the_object() -> None:
         intersection += (predicted & truth).sum().item()
         union += (predicted | truth).sum().item()
     assert intersection / union < 0.35
+
+
+def test_photo_surfaces_cover_objects_with_their_class_photograph() -> None:
+    """With "photo" surfaces an instance shows a crop of its class's own photograph: two scenes
+    of the same classes look alike in colour where palettes would paint them anew, and the
+    rendering stays deterministic."""
+    a = render_scene([2, 7], np.random.default_rng(3), 64, "photo")
+    again = render_scene([2, 7], np.random.default_rng(3), 64, "photo")
+    assert np.array_equal(a.image, again.image) and np.array_equal(a.masks, again.masks)
+    palette = render_scene([2, 7], np.random.default_rng(3), 64, "palette")
+    assert not np.array_equal(a.image, palette.image)
+    episodes = _episodes(surfaces="photo", sizes=(0.6, 0.9), length=4)
+    for i in range(4):
+        e = episodes[i]
+        assert e.support_masks.sum() > 0 and (e.query_mask == 1).any()
+    # Larger objects: the target covers more of the image than with the default sizes.
+    small = _episodes(length=20)
+    cover = [float((episodes[i].query_mask == 1).float().mean()) for i in range(4)]
+    default = [float((small[i].query_mask == 1).float().mean()) for i in range(20)]
+    assert np.mean(cover) > 2 * np.mean(default)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"surfaces": "paint"}, "data.surfaces is 'paint'; choose one of: palette, photo"),
+    ({"object_sizes": (0.6, 0.3)}, "data.object_sizes must be two fractions"),
+])
+def test_bad_builtin_options_are_one_clear_error(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config(data=DataConfig(**data))

@@ -182,3 +182,21 @@ def test_the_similarity_map_extension_exports_with_parity(tiny_config, tmp_path)
     manifest = json.loads(export_model(checkpoint, tmp_path / "export").read_text())
     report = manifest["parity"]["onnxruntime"]
     assert report["max_error"]["probability"] <= report["tolerance"]
+
+
+@pytest.mark.slow
+def test_the_matching_decoder_exports_with_parity(tiny_config, tmp_path):
+    """The demo's decoder (fg and bg prototypes in z, an undilated encoder, a fixed identity
+    projection, no skips) goes through ONNX unchanged: the graphs' contract does not move."""
+    import dataclasses
+
+    model_config = dataclasses.replace(
+        tiny_config.model, decoder="matching", dilated=False, projection="identity",
+        decoder_skips=False, prototype_features="deep+mid", latent_dim=80, initial_logvar=-6.0)
+    config = dataclasses.replace(tiny_config, model=model_config)
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "match.pt", VPIModel(model_config).eval(), config,
+                                 step=0)
+    manifest = json.loads(export_model(checkpoint, tmp_path / "export").read_text())
+    report = manifest["parity"]["onnxruntime"]
+    assert report["max_error"]["probability"] <= report["tolerance"]

@@ -44,7 +44,8 @@ def build_episodes(
 
         return BuiltinEpisodes(
             split=split, fold=data.fold, shots=shots, image_size=data.image_size,
-            length=episodes, seed=seed, augment=augment,
+            length=episodes, seed=seed, augment=augment, surfaces=data.surfaces,
+            sizes=data.object_sizes,
         )
     if data.dataset == "pascal":
         from vpi.data.pascal import build_pascal

@@ -5,8 +5,9 @@ classes ``5f .. 5f+4`` and trains on the other fifteen. Every image is a scene o
 objects of different classes of one split, on a random crop of a photograph that ships inside
 scikit-image. All objects come from one size distribution and are pasted in random order, so an
 object may be partly covered; its mask is the part that stays visible. Every instance gets a
-random palette, position, scale, rotation and stretch. So neither colour, size, paste order nor
-count says which object is the target: only the support does.
+random palette (or, with photographic surfaces, a random crop of its class's own photograph),
+position, scale, rotation and stretch. So neither size, paste order nor count says which object is
+the target, and with palettes neither does colour: only the support does.
 
 Episodes come in pairs that share one query scene: episode ``2j`` asks for one of its objects and
 episode ``2j + 1`` for another, each with its own supports. A predictor that ignores the support
@@ -26,6 +27,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from vpi.config import OBJECT_SIZES
 from vpi.data.episode import IGNORE_INDEX, Episode
 from vpi.data.shapes import CLASSES, ObjectClass
 from vpi.data.transforms import augment_pair, to_tensor_image, to_tensor_mask
@@ -42,7 +44,6 @@ _PHOTO_NAMES = (
 )
 _PHOTO_SIDE = 256  # cached photos keep their shorter side at most this long: ~4 MB in all
 
-_DIAMETER = (0.3, 0.55)  # of the image side, one distribution for every object of a scene
 _OBJECTS = (2, 3)  # objects per image: the target and one or two of other classes
 _SAME_PALETTE_PROB = 0.3  # an object painted like another: colour cannot separate them
 _MIN_VISIBLE = 0.4  # fraction of every object that stays visible: inside the frame, not covered
@@ -69,18 +70,7 @@ def _photos() -> tuple[Image.Image, ...]:
             array = getattr(skimage.data, name)()
         except Exception:  # a name this scikit-image lacks or would have to download
             continue
-        if isinstance(array, tuple):  # stereo_motorcycle: (left, right, disparity)
-            array = array[0]
-        array = np.asarray(array)
-        if array.ndim == 2:
-            array = np.repeat(array[:, :, None], 3, axis=2)
-        photo = Image.fromarray(np.ascontiguousarray(array[:, :, :3]).astype(np.uint8))
-        shrink = _PHOTO_SIDE / min(photo.size)
-        if shrink < 1.0:
-            photo = photo.resize(
-                (round(photo.width * shrink), round(photo.height * shrink)), Image.LANCZOS
-            )
-        photos.append(photo)
+        photos.append(_as_rgb_photo(array))
     if not photos:
         raise RuntimeError("no background photograph of scikit-image.data could be loaded")
     return tuple(photos)
@@ -106,6 +96,41 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     gains = rng.uniform(0.75, 1.25) * rng.uniform(0.9, 1.1, size=3)
     matrix = (permute @ saturate * gains).astype(np.float32)
     return image @ matrix + np.float32(rng.uniform(-20.0, 20.0))
+
+
+# "photo" surfaces: class c is covered with a crop of photograph c, which no other class uses,
+# so ImageNet features see photographic texture on an object as they do in a photograph.
+_SURFACE_NAMES = (
+    "astronaut", "chelsea", "coffee", "rocket", "camera", "brick", "grass", "gravel", "moon",
+    "hubble_deep_field", "immunohistochemistry", "coins", "clock", "retina", "stereo_motorcycle",
+    "cell", "page", "text", "microaneurysms", "colorwheel",
+)
+_SURFACE_CROP = (0.15, 0.35)  # half the side of an instance's crop, of the photo's shorter side
+_PATTERN_CONTRAST = 0.3  # how much the class's two-tone pattern still shades a photo surface
+
+
+@functools.cache
+def _surfaces() -> tuple[np.ndarray, ...]:
+    """One photograph per class, as float32 (H, W, 3) arrays, loaded once per process."""
+    import skimage.data
+
+    return tuple(np.asarray(_as_rgb_photo(getattr(skimage.data, name)()), dtype=np.float32)
+                 for name in _SURFACE_NAMES)
+
+
+def _as_rgb_photo(array: np.ndarray | tuple) -> Image.Image:
+    """A scikit-image sample as an RGB PIL image whose shorter side is at most _PHOTO_SIDE."""
+    if isinstance(array, tuple):  # stereo_motorcycle: (left, right, disparity)
+        array = array[0]
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    photo = Image.fromarray(np.ascontiguousarray(array[:, :, :3]).astype(np.uint8))
+    shrink = _PHOTO_SIDE / min(photo.size)
+    if shrink < 1.0:
+        photo = photo.resize((round(photo.width * shrink), round(photo.height * shrink)),
+                             Image.LANCZOS)
+    return photo
 
 
 def _palette(rng: np.random.Generator) -> np.ndarray:
@@ -144,7 +169,7 @@ def _rasterise(
     centre: np.ndarray,
     radius: float,
     size: int,
-    palette: np.ndarray,
+    palette: np.ndarray | None,
     rng: np.random.Generator,
 ) -> _Sprite:
     """Draw one instance at a random rotation and stretch, with anti-aliased edges."""
@@ -171,13 +196,31 @@ def _rasterise(
     u, v = frame(1.0)
     t = obj.pattern(u, v, phase, obj.silhouette).astype(np.float32)[:, :, None]
     shade = (1.0 + light[0] * u + light[1] * v)[:, :, None]
-    colour = (palette[1] + (palette[0] - palette[1]) * t) * shade
+    if palette is None:  # a photographic surface, shaded by the class's pattern
+        pattern = 1.0 - _PATTERN_CONTRAST / 2 + _PATTERN_CONTRAST * t
+        colour = _photo_surface(CLASSES.index(obj), u, v, rng) * pattern * shade
+    else:
+        colour = (palette[1] + (palette[0] - palette[1]) * t) * shade
 
     rows = slice(max(y0, 0), min(y0 + span, size))
     cols = slice(max(x0, 0), min(x0 + span, size))
     local = (slice(rows.start - y0, rows.stop - y0), slice(cols.start - x0, cols.stop - x0))
     area = int((coverage >= 0.5).sum())
     return _Sprite(rows, cols, coverage[local], colour[local], area)
+
+
+def _photo_surface(
+    class_id: int, u: np.ndarray, v: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """The colours of a random crop of the class's photograph at object-frame points (u, v), so
+    that the surface turns and stretches with the instance; a random gain per instance."""
+    photo = _surfaces()[class_id]
+    height, width = photo.shape[:2]
+    half = min(height, width) * rng.uniform(*_SURFACE_CROP)
+    top, left = rng.uniform(half, height - half), rng.uniform(half, width - half)
+    rows = np.clip((top + v * half).astype(np.int64), 0, height - 1)
+    cols = np.clip((left + u * half).astype(np.int64), 0, width - 1)
+    return photo[rows, cols] * np.float32(rng.uniform(0.8, 1.2))
 
 
 @dataclass(frozen=True)
@@ -196,8 +239,18 @@ class Scene:
         return self.masks[self.class_ids.index(class_id)].astype(np.uint8)
 
 
-def render_scene(class_ids: Sequence[int], rng: np.random.Generator, image_size: int) -> Scene:
+def render_scene(
+    class_ids: Sequence[int],
+    rng: np.random.Generator,
+    image_size: int,
+    surfaces: str = "palette",
+    sizes: tuple[float, float] = OBJECT_SIZES,
+) -> Scene:
     """A photo with one object of each of ``class_ids`` (distinct), pasted in random order.
+
+    ``surfaces`` (``vpi.config.SURFACES``): "palette" paints each instance's pattern in two random
+    colours; "photo" covers it with a crop of its class's own photograph (``_photo_surface``).
+    ``sizes``: the range of every object's diameter, as a fraction of the image side.
 
     Placements are drawn again until every object keeps at least ``_MIN_VISIBLE`` of its area
     visible (inside the frame and not covered by the objects pasted after it).
@@ -217,9 +270,10 @@ def render_scene(class_ids: Sequence[int], rng: np.random.Generator, image_size:
     for _ in range(_PLACEMENT_TRIES):
         sprites = []
         for class_id, palette in zip(class_ids, palettes, strict=True):
-            radius = rng.uniform(*_DIAMETER) * image_size / 2
+            radius = rng.uniform(*sizes) * image_size / 2
             centre = rng.uniform(0.2 * radius, image_size - 0.2 * radius, size=2)
-            sprites.append(_rasterise(CLASSES[class_id], centre, radius, image_size, palette, rng))
+            sprites.append(_rasterise(CLASSES[class_id], centre, radius, image_size,
+                                      palette if surfaces == "palette" else None, rng))
         order = rng.permutation(len(sprites))
         masks = np.stack([sprite.mask(image_size) for sprite in sprites])
         for later, j in enumerate(order):  # whatever is pasted after j covers part of it
@@ -252,6 +306,8 @@ def render_sample(
     rng: np.random.Generator,
     image_size: int,
     others: Sequence[int] | None = None,
+    surfaces: str = "palette",
+    sizes: tuple[float, float] = OBJECT_SIZES,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One scene holding ``class_id`` and one or two objects of the classes ``others``.
 
@@ -262,7 +318,7 @@ def render_sample(
     if not 0 <= class_id < NUM_CLASSES:
         raise ValueError(f"class_id must lie in 0..{NUM_CLASSES - 1}, got {class_id}")
     pool = fold_classes(class_id // (NUM_CLASSES // NUM_FOLDS)) if others is None else others
-    scene = render_scene(scene_classes(rng, pool, [class_id]), rng, image_size)
+    scene = render_scene(scene_classes(rng, pool, [class_id]), rng, image_size, surfaces, sizes)
     return scene.image, scene.mask_of(class_id)
 
 
@@ -287,6 +343,8 @@ class BuiltinEpisodes(Dataset[Episode]):
         length: int,
         seed: int,
         augment: bool,
+        surfaces: str = "palette",
+        sizes: tuple[float, float] = OBJECT_SIZES,
     ) -> None:
         if split not in _SPLIT_CODES:
             raise ValueError(f"split must be one of {tuple(_SPLIT_CODES)}, got {split!r}")
@@ -301,6 +359,7 @@ class BuiltinEpisodes(Dataset[Episode]):
             raise ValueError(f"seed must be zero or more, got {seed}")
         self.split, self.fold, self.shots = split, fold, shots
         self.image_size, self.length, self.seed, self.augment = image_size, length, seed, augment
+        self.surfaces, self.sizes = surfaces, sizes
         self.class_ids: list[int] = (
             [c for c in range(NUM_CLASSES) if c not in held_out] if split == "train" else held_out
         )
@@ -328,9 +387,10 @@ class BuiltinEpisodes(Dataset[Episode]):
         query_rng, support_rng, augment_rng = self._streams(index)
         query_classes = scene_classes(query_rng, self.class_ids)
         class_id = query_classes[index % 2]
-        query = render_scene(query_classes, query_rng, self.image_size)
+        query = render_scene(query_classes, query_rng, self.image_size, self.surfaces, self.sizes)
         scenes = [render_scene(scene_classes(support_rng, self.class_ids, [class_id]),
-                               support_rng, self.image_size) for _ in range(self.shots)]
+                               support_rng, self.image_size, self.surfaces, self.sizes)
+                  for _ in range(self.shots)]
         pairs = [(scene.image, scene.mask_of(class_id)) for scene in scenes]
         pairs.append((query.image, query.mask_of(class_id)))
         tensors = []

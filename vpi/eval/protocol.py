@@ -3,7 +3,8 @@
 Each checkpoint is scored on the test fold of its own config (or the one asked for), on the
 seeded episode list; several checkpoints (one per fold) give per-fold numbers and their mean, and
 several seeds give mean and standard deviation, as BAM reports. Every model figure stands beside
-its swapped-support control and support gain (``vpi.eval.controls``). The report records every
+its swapped-support control and support gain (``vpi.eval.controls``), and beside the
+training-free matcher (``vpi.eval.matcher``) with its own control. The report records every
 setting that changes a number (dataset, fold convention, resolution, k, L, aggregation, seeds)
 and how each checkpoint was chosen.
 """
@@ -24,11 +25,13 @@ from vpi.device import resolve_device
 from vpi.errors import ConfigError
 from vpi.eval.controls import CachedEpisodes
 from vpi.eval.engine import RunnerPredictor, open_engine
+from vpi.eval.matcher import PrototypeMatcher, build_matcher
 from vpi.eval.scoring import evaluate_baselines, evaluate_model
 from vpi.ranges import check_samples, check_shots
 
 METRICS = ("class_iou", "fb_iou", "positive_iou")
-CONTROLS = ("swapped_class_iou", "support_gain")  # model runs only
+CONTROLS = ("swapped_class_iou", "support_gain")  # model and matcher runs only
+MATCHER = "matcher"  # the training-free matcher's label in runs and summary
 Announce = Callable[[str], None]
 
 
@@ -56,7 +59,9 @@ def run_evaluation(
     ``shots``, ``samples`` and ``aggregations`` sweep k, L and the k-shot rule (the paper's
     Table 1, Fig. 3 and Table 2); where not given, the checkpoint's config decides.
     ``overrides`` is a nested dict laid over each checkpoint's config; out-of-range values fail
-    before any work, with the field named.
+    before any work, with the field named. With ``baselines``, the training-free matcher runs on
+    the first model's encoder; where it cannot (no ImageNet weights at hand) the report's
+    ``matcher_skipped`` says why.
     """
     if engine_dir is not None and checkpoints:
         raise ConfigError("give checkpoints or an export folder (--engine-dir), not both")
@@ -73,6 +78,7 @@ def run_evaluation(
     settings: dict[str, Any] | None = None
     selection: dict[str, Any] = {}
     datasets: dict[tuple, CachedEpisodes] = {}
+    matcher: PrototypeMatcher | str | None = None  # built for the first model; str: why not
     sources = [("model", path, False) for path in checkpoints]
     sources += [("model", engine_dir, True)] if engine_dir is not None else []
     sources += [("compare", path, False) for path in compare]
@@ -109,19 +115,59 @@ def run_evaluation(
                 aggregation=rule, score_at=config.data.score_at, device=score_device,
                 num_workers=config.data.num_workers,
             )
-            runs.append(_run_record(label, path, grid_config, seed, metrics))
+            names = dataset.class_names
+            runs.append(_run_record(label, path, grid_config, seed, metrics, names))
             key = (config.data.fold, seed, k)
             if baselines and key not in baseline_runs:
                 scored = evaluate_baselines(dataset, score_at=config.data.score_at,
                                             num_workers=config.data.num_workers)
                 baseline_runs[key] = [
-                    _run_record(name, None, grid_config, seed, m, baseline=True)
+                    _run_record(name, None, grid_config, seed, m, names, baseline=True)
                     for name, m in scored.items()
                 ]
+                if matcher is None:
+                    matcher = _matcher(config, score_device, announce)
+                if isinstance(matcher, PrototypeMatcher):
+                    announce(f"{MATCHER}: fold {config.data.fold} seed {seed} k={k}")
+                    scored_matcher = evaluate_model(
+                        matcher, dataset, samples=1, seed=seed, threshold=0.5,
+                        score_at=config.data.score_at, device=score_device,
+                        num_workers=config.data.num_workers)
+                    baseline_runs[key].append(_run_record(
+                        MATCHER, None, grid_config, seed, scored_matcher, names, baseline=True))
         settings = settings or _settings(config, seeds, shots, samples, aggregations)
     all_runs = runs + [r for records in baseline_runs.values() for r in records]
-    return {"settings": settings, "checkpoint_selection": selection, "runs": all_runs,
-            "summary": summarise(all_runs)}
+    report = {"settings": settings, "checkpoint_selection": selection, "runs": all_runs,
+              "summary": summarise(all_runs)}
+    if isinstance(matcher, str):
+        report["matcher_skipped"] = matcher
+    return report
+
+
+def _matcher(
+    config: Config, device: torch.device, announce: Announce
+) -> PrototypeMatcher | str:
+    """The matcher on ``config``'s encoder, or why it cannot run (announced)."""
+    try:
+        return build_matcher(config.model, device)
+    except ConfigError as exc:
+        reason = f"no training-free matcher: {exc}"
+        announce(reason)
+        return reason
+
+
+def models_under_matcher(report: dict[str, Any]) -> list[str]:
+    """Model entries whose class-IoU is under the matcher's at the same k: such a model learned
+    less than nothing on this data. Each as "label (k, L): model vs matcher"."""
+    matcher = {e["shots"]: e["class_iou"]["mean"] for e in report["summary"]
+               if e["label"] == MATCHER}
+    return [
+        f"{e['label']} (k={e['shots']}, L={e['samples']}): {100 * e['class_iou']['mean']:.1f} "
+        f"against {100 * matcher[e['shots']]:.1f}"
+        for e in report["summary"]
+        if e["samples"] is not None and e["shots"] in matcher
+        and e["class_iou"]["mean"] < matcher[e["shots"]]
+    ]
 
 
 def _grid(
@@ -201,11 +247,13 @@ def _run_record(
     config: Config,
     seed: int,
     metrics: dict[str, Any],
+    class_names: dict[int, str],
     baseline: bool = False,
 ) -> dict[str, Any]:
-    """One scored run; a baseline depends on neither L nor the k-shot rule, so it records None,
-    and has no swapped-support control."""
-    controls = {} if baseline else {
+    """One scored run; a baseline depends on neither L nor the k-shot rule, so it records None;
+    what was scored with a swapped-support control (a model, the matcher) records it. Per-class
+    figures are keyed by the class's name (an FSS folder's name, a PASCAL class), else its id."""
+    controls = {} if "swapped" not in metrics else {
         "swapped_class_iou": metrics["swapped"]["class_iou"],
         "swapped_fb_iou": metrics["swapped"]["fb_iou"],
         "support_gain": metrics["support_gain"],
@@ -221,7 +269,8 @@ def _run_record(
         "episodes": metrics["episodes"],
         **{m: metrics[m] for m in METRICS},
         **controls,
-        "per_class_iou": {str(k): v for k, v in metrics["per_class_iou"].items()},
+        "per_class_iou": {class_names.get(k, str(k)): v
+                          for k, v in metrics["per_class_iou"].items()},
     }
 
 

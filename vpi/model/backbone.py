@@ -1,8 +1,9 @@
 """Shared CNN encoders at output stride 8, BatchNorm frozen, with skip features for the decoder.
 
-Each backbone returns ``Features``: the deep map (stride 8, dilated deep stages) that the prior,
-posterior and segmentation nets read, and three shallower maps at strides 8, 4 and 2 for the
-decoder's skip connections. torchvision builds the networks; nothing is downloaded here.
+Each backbone returns ``Features``: the deep map (stride 8, dilated deep stages; or ImageNet's own
+strides, undilated) that the prior, posterior and segmentation nets read, and three shallower maps
+at strides 8, 4 and 2 for the decoder's skip connections. torchvision builds the networks; nothing
+is downloaded here.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class FrozenBatchNorm2d(misc.FrozenBatchNorm2d):
 
 
 class Features(NamedTuple):
-    deep: torch.Tensor  # (N, C, H/8, W/8)
+    deep: torch.Tensor  # (N, C, H/8, W/8); coarser where the encoder is not dilated
     skip8: torch.Tensor  # (N, C8, H/8, W/8)
     skip4: torch.Tensor  # (N, C4, H/4, W/4)
     skip2: torch.Tensor  # (N, C2, H/2, W/2)
@@ -68,7 +69,10 @@ class Backbone(nn.Module):
 
 
 def build_backbone(
-    name: str, state_dict: dict[str, torch.Tensor] | None = None, depth: str = "full"
+    name: str,
+    state_dict: dict[str, torch.Tensor] | None = None,
+    depth: str = "full",
+    dilated: bool = True,
 ) -> Backbone:
     """The named encoder; ``state_dict`` (torchvision's keys) is loaded strictly when given.
 
@@ -77,6 +81,11 @@ def build_backbone(
     Those mid-level features carry over to unseen classes better than the last, most
     ImageNet-specific stage (PFENet builds its features from them too), and at stride 8 they cost
     about half as much (MobileNetV2 at 128x128).
+
+    ``dilated=False`` keeps ImageNet's strides (the deep map at stride 16 for "mid", 32 for
+    "full"): the pretrained filters then see what they were trained on. Matched as they are, with
+    no training (``vpi.eval.matcher``), MobileNetV2's block-13 features segment real photographs
+    about 6 class-IoU points better undilated than dilated (docs/reproduce.md).
     """
     builders = {
         "tiny": _tiny,
@@ -92,7 +101,7 @@ def build_backbone(
         raise ConfigError(
             f"unknown encoder depth {depth!r}; choose one of: {', '.join(ENCODER_DEPTHS)}"
         )
-    return builders[name](name, state_dict, depth == "mid")
+    return builders[name](name, state_dict, depth == "mid", dilated)
 
 
 def _load(model: nn.Module, name: str, state_dict: dict[str, torch.Tensor] | None) -> None:
@@ -114,11 +123,14 @@ def _dilate(stage: nn.Module, dilation: int) -> None:
                 module.dilation, module.padding = (dilation, dilation), (dilation, dilation)
 
 
-def _resnet(name: str, state_dict: dict[str, torch.Tensor] | None, mid: bool) -> Backbone:
+def _resnet(
+    name: str, state_dict: dict[str, torch.Tensor] | None, mid: bool, dilated: bool
+) -> Backbone:
     model = getattr(torchvision.models, name)(weights=None, norm_layer=FrozenBatchNorm2d)
     _load(model, name, state_dict)
-    _dilate(model.layer3, 2)
-    _dilate(model.layer4, 4)
+    if dilated:
+        _dilate(model.layer3, 2)
+        _dilate(model.layer4, 4)
     expansion = 4 if name != "resnet18" else 1
     stem = nn.Sequential(model.conv1, model.bn1, model.relu)
     deep = model.layer3 if mid else nn.Sequential(model.layer3, model.layer4)
@@ -127,30 +139,39 @@ def _resnet(name: str, state_dict: dict[str, torch.Tensor] | None, mid: bool) ->
     return Backbone(stages, (deep_channels, 128 * expansion, 64 * expansion, 64))
 
 
-def _mobilenet_v2(name: str, state_dict: dict[str, torch.Tensor] | None, mid: bool) -> Backbone:
+def _mobilenet_v2(
+    name: str, state_dict: dict[str, torch.Tensor] | None, mid: bool, dilated: bool
+) -> Backbone:
     model = torchvision.models.mobilenet_v2(weights=None, norm_layer=FrozenBatchNorm2d)
     _load(model, name, state_dict)
     f = model.features
-    _dilate(f[7:14], 2)
-    _dilate(f[14:18], 4)
+    if dilated:
+        _dilate(f[7:14], 2)
+        _dilate(f[14:18], 4)
     stages = [f[0], f[1], f[2:4], f[4:7], f[7:14] if mid else f[7:18]]
     return Backbone(stages, (96 if mid else 320, 32, 24, 16))
 
 
-def _vgg16(name: str, state_dict: dict[str, torch.Tensor] | None, mid: bool) -> Backbone:
+def _vgg16(
+    name: str, state_dict: dict[str, torch.Tensor] | None, mid: bool, dilated: bool
+) -> Backbone:
     model = torchvision.models.vgg16(weights=None)
     _load(model, name, state_dict)
     f = model.features
     # Indices of torchvision's vgg16.features: pools at 4, 9, 16, 23, 30.
-    block5 = f[24:30]
-    _dilate(block5, 2)
+    block5 = f[24:30] if dilated else f[23:30]  # undilated: pool4, then block 5 at stride 16
+    if dilated:
+        _dilate(block5, 2)
     stages = [f[0:5], f[5:9], f[9:16], nn.Sequential(f[16], f[17:23]),
               nn.Identity() if mid else block5]
     return Backbone(stages, (512, 512, 256, 128))
 
 
-def _tiny(name: str, state_dict: dict[str, torch.Tensor] | None, mid: bool) -> Backbone:
-    """A few-channel encoder for tests: same interface and strides as the real ones."""
+def _tiny(
+    name: str, state_dict: dict[str, torch.Tensor] | None, mid: bool, dilated: bool
+) -> Backbone:
+    """A few-channel encoder for tests: same interface and strides as the real ones (undilated,
+    its deep block runs at stride 16)."""
 
     def block(cin: int, cout: int, stride: int, dilation: int = 1) -> nn.Sequential:
         return nn.Sequential(
@@ -159,7 +180,8 @@ def _tiny(name: str, state_dict: dict[str, torch.Tensor] | None, mid: bool) -> B
             nn.ReLU(inplace=True),
         )
 
-    model = nn.Sequential(block(3, 8, 2), block(8, 12, 2), block(12, 16, 2), block(16, 24, 1, 2))
+    deep = block(16, 24, 1, 2) if dilated else block(16, 24, 2)
+    model = nn.Sequential(block(3, 8, 2), block(8, 12, 2), block(12, 16, 2), deep)
     _load(model, name, state_dict)
     deep = nn.Identity() if mid else model[3]
     return Backbone([model[0], nn.Identity(), model[1], model[2], deep], (16 if mid else 24, 16, 12, 8))

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vpi.errors import ConfigError
 from vpi.model.backbone import Features
 from vpi.model.gaussian import masked_average_pool
 
@@ -16,18 +17,42 @@ class GaussianHead(nn.Module):
     """Masked average pooling of foreground features, then two linear layers: mean and log-variance.
 
     The prior net (support image + mask) and the posterior net (query image + its ground truth)
-    are two instances over the same shared encoder.
+    are two instances over the same shared encoder. With ``background``, z's first half is the
+    foreground prototype and its second half the background one (the same layers over the pixels
+    outside the mask): the matching decoder compares a query pixel with both, which needs no
+    threshold on a similarity whose level differs between images and domains. Where a half is as
+    wide as the pooled features, its mean layer starts as the identity, so the untrained prototypes
+    are the plain ImageNet ones of the training-free matcher.
     """
 
-    def __init__(self, in_channels: int, latent_dim: int) -> None:
+    def __init__(
+        self, in_channels: int, latent_dim: int, background: bool = False, identity: bool = False
+    ) -> None:
         super().__init__()
-        self.mean = nn.Linear(in_channels, latent_dim)
-        self.logvar = nn.Linear(in_channels, latent_dim)
+        width = latent_dim // 2 if background else latent_dim
+        self.background = background
+        self.mean = nn.Linear(in_channels, width)
+        self.logvar = nn.Linear(in_channels, width)
+        if identity and width != in_channels:
+            raise ConfigError(f"model.projection 'identity' keeps the {in_channels} pooled "
+                              f"channels: model.latent_dim must be {in_channels * (1 + background)}"
+                              f", got {latent_dim}")
+        if background and width == in_channels:
+            nn.init.eye_(self.mean.weight)
+            nn.init.zeros_(self.mean.bias)
+        # "identity": the prototypes and the query's keys stay ImageNet features; training on one
+        # domain (generated shapes) cannot bend the space that another (photographs) is matched in.
+        self.mean.requires_grad_(not identity)
 
     def forward(self, deep: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """deep (N, C, h, w), masks (N, 1, H, W) in [0, 1] -> mean, logvar (N, D)."""
         pooled = masked_average_pool(deep, masks)
-        return self.mean(pooled), self.logvar(pooled).clamp(*LOGVAR_RANGE)
+        if self.background:
+            pooled = torch.cat([pooled, masked_average_pool(deep, 1 - masks)], 0)
+        mean, logvar = self.mean(pooled), self.logvar(pooled).clamp(*LOGVAR_RANGE)
+        if self.background:
+            mean, logvar = (torch.cat(t.chunk(2, 0), 1) for t in (mean, logvar))
+        return mean, logvar
 
     def project(self, deep: torch.Tensor) -> torch.Tensor:
         """Every pixel through the mean layer: (N, C, h, w) -> (N, D, h, w). The mean is linear,
@@ -45,7 +70,48 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-class SegmentationDecoder(nn.Module):
+class _SkipDecoder(nn.Module):
+    """Three conv blocks, each over the previous output and one encoder skip (strides 8, 4, 2),
+    then a 1x1 head: what both decoders run after their first, stride-8 input. Without ``skips``
+    the blocks see only that input, upsampled: nothing of the query's raw appearance."""
+
+    def __init__(
+        self,
+        encoder_channels: tuple[int, int, int, int],
+        widths: tuple[int, int, int],
+        skips: bool = True,
+    ) -> None:
+        super().__init__()
+        _, c8, c4, c2 = encoder_channels
+        w1, w2, w3 = widths
+        self.skips = skips
+        extra = (w1 // 2, w2 // 2, w3 // 2) if skips else (0, 0, 0)
+        if skips:
+            self.skip8 = nn.Conv2d(c8, extra[0], 1)
+            self.skip4 = nn.Conv2d(c4, extra[1], 1)
+            self.skip2 = nn.Conv2d(c2, extra[2], 1)
+        self.block8 = _conv_block(w1 + extra[0], w1)
+        self.block4 = _conv_block(w1 + extra[1], w2)
+        self.block2 = _conv_block(w2 + extra[2], w3)
+        self.head = nn.Conv2d(w3, 1, 1)
+
+    def refine(self, x: torch.Tensor, features: Features) -> torch.Tensor:
+        """x (B*L, w1, h, w) at the deep map's size -> head logits (B*L, 1, H/2, W/2)."""
+        if x.shape[-2:] != features.skip8.shape[-2:]:  # an undilated encoder's deep map
+            x = _upsample_to(x, features.skip8)
+        x = self._block(self.block8, x, "skip8", features.skip8)
+        x = _upsample_to(x, features.skip4)
+        x = self._block(self.block4, x, "skip4", features.skip4)
+        x = _upsample_to(x, features.skip2)
+        x = self._block(self.block2, x, "skip2", features.skip2)
+        return self.head(x)
+
+    def _block(self, block: nn.Sequential, x: torch.Tensor, skip: str, feature: torch.Tensor
+               ) -> torch.Tensor:
+        return _skip_block(block, x, getattr(self, skip)(feature)) if self.skips else block(x)
+
+
+class SegmentationDecoder(_SkipDecoder):
     """Query features concatenated with z tiled over space, three conv blocks with skips.
 
     A 1x1 convolution over ``concat(features, tile(z))`` equals ``W_f * features + W_z z``: the
@@ -68,9 +134,8 @@ class SegmentationDecoder(nn.Module):
         widths: tuple[int, int, int],
         similarity_map: bool = False,
     ) -> None:
-        super().__init__()
-        deep, c8, c4, c2 = encoder_channels
-        w1, w2, w3 = widths
+        super().__init__(encoder_channels, widths)
+        deep, w1 = encoder_channels[0], widths[0]
         self.feature_proj = nn.Conv2d(deep, w1, 1)
         self.prototype_proj = nn.Linear(latent_dim, w1, bias=False)
         self.similarity_proj = nn.Conv2d(1, w1, 1, bias=False) if similarity_map else None
@@ -80,13 +145,11 @@ class SegmentationDecoder(nn.Module):
         if self.similarity_logit is not None:
             nn.init.constant_(self.similarity_logit.weight, 10.0)
             nn.init.constant_(self.similarity_logit.bias, -5.0)
-        self.skip8 = nn.Conv2d(c8, w1 // 2, 1)
-        self.skip4 = nn.Conv2d(c4, w2 // 2, 1)
-        self.skip2 = nn.Conv2d(c2, w3 // 2, 1)
-        self.block8 = _conv_block(w1 + w1 // 2, w1)
-        self.block4 = _conv_block(w1 + w2 // 2, w2)
-        self.block2 = _conv_block(w2 + w3 // 2, w3)
-        self.head = nn.Conv2d(w3, 1, 1)
+
+    def match_logits(self, keys: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The similarity map of prototypes z (B, L, D) read as a mask: logits (B, L, h, w)."""
+        similarity = prototype_similarity(keys, z)
+        return self.similarity_logit(similarity.flatten(0, 1)[:, None]).view_as(similarity)
 
     def forward(
         self,
@@ -104,17 +167,73 @@ class SegmentationDecoder(nn.Module):
                 raise ValueError("a decoder with similarity_map needs the query's keys")
             similarity = prototype_similarity(keys, z).flatten(0, 1)[:, None]  # (B*L, 1, h, w)
             fused = fused + self.similarity_proj(similarity).unflatten(0, (batch, samples))
-        x = F.relu(fused).flatten(0, 1)  # (B*L, w1, h, w)
-        x = _skip_block(self.block8, x, self.skip8(features.skip8))
-        x = _upsample_to(x, features.skip4)
-        x = _skip_block(self.block4, x, self.skip4(features.skip4))
-        x = _upsample_to(x, features.skip2)
-        x = _skip_block(self.block2, x, self.skip2(features.skip2))
-        head = self.head(x)
+        head = self.refine(F.relu(fused).flatten(0, 1), features)
         if self.similarity_logit is not None:
             head = head + _upsample_to(self.similarity_logit(similarity), head)
-        logits = F.interpolate(head, size=out_size, mode="bilinear", align_corners=False)
-        return logits.reshape(batch, samples, logits.shape[-2], logits.shape[-1])
+        return _to_logits(head, batch, samples, out_size)
+
+
+class MatchingDecoder(_SkipDecoder):
+    """Refines the training-free matcher's decision instead of reading raw deep features.
+
+    z holds a foreground and a background prototype (``GaussianHead`` with ``background``). Each
+    query pixel's cosine similarity to both (its ``keys``, projected by the prior net's mean layer)
+    gives two maps, and their scaled difference is the matcher's rule as logits: a pixel nearer
+    the foreground prototype is foreground (PANet). The conv blocks read only those two maps and
+    the encoder's shallow skips (where ``skips``), and add a correction that starts at zero, so the
+    untrained model is the matcher. Similarities carry over between domains where deep features
+    do not: a decoder that reads deep features learns what generated objects look like, and loses
+    photographs (docs/reproduce.md, "Real photographs").
+    """
+
+    def __init__(
+        self,
+        encoder_channels: tuple[int, int, int, int],
+        widths: tuple[int, int, int],
+        skips: bool = True,
+    ) -> None:
+        super().__init__(encoder_channels, widths, skips)
+        self.scale = nn.Parameter(torch.tensor(10.0))  # cosines differ by ~0.1: logits of ~1
+        self.offset = nn.Parameter(torch.tensor(0.0))
+        self.similarity_proj = nn.Conv2d(2, widths[0], 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def match_logits(self, keys: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The matcher's rule on prototypes z (B, L, 2d): logits (B, L, h, w)."""
+        foreground, background = _split_prototypes(keys, z)
+        return self.scale * (foreground - background) + self.offset
+
+    def forward(
+        self,
+        features: Features,
+        z: torch.Tensor,
+        out_size: tuple[int, int],
+        keys: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """features of B queries, z (B, L, 2d) -> foreground logits (B, L, H, W) at ``out_size``;
+        ``keys`` (B, d, h, w), the query's pixels in the prototypes' space."""
+        if keys is None:
+            raise ValueError("the matching decoder needs the query's keys")
+        batch, samples = z.shape[:2]
+        foreground, background = _split_prototypes(keys, z)
+        match = (self.scale * (foreground - background) + self.offset).flatten(0, 1)[:, None]
+        maps = torch.stack([foreground, background], 2).flatten(0, 1)  # (B*L, 2, h, w)
+        head = self.refine(F.relu(self.similarity_proj(maps)), features)
+        return _to_logits(head + _upsample_to(match, head), batch, samples, out_size)
+
+
+def _split_prototypes(keys: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Similarity maps (B, L, h, w) of the foreground and background halves of z (B, L, 2d)."""
+    foreground, background = z.chunk(2, -1)
+    return prototype_similarity(keys, foreground), prototype_similarity(keys, background)
+
+
+def _to_logits(
+    head: torch.Tensor, batch: int, samples: int, out_size: tuple[int, int]
+) -> torch.Tensor:
+    logits = F.interpolate(head, size=out_size, mode="bilinear", align_corners=False)
+    return logits.reshape(batch, samples, logits.shape[-2], logits.shape[-1])
 
 
 def prototype_similarity(keys: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ from vpi.config import MAX_SAMPLES, MAX_SHOTS, ModelConfig
 from vpi.data.episode import IGNORE_INDEX, EpisodeBatch
 from vpi.model.backbone import Features, build_backbone
 from vpi.model.gaussian import aggregate_priors, draw_prototypes, kl_divergence, sample_prototypes
-from vpi.model.nets import GaussianHead, SegmentationDecoder, prototype_similarity
+from vpi.model.nets import GaussianHead, MatchingDecoder, SegmentationDecoder
 from vpi.model.weights import load_backbone_weights
 from vpi.ranges import check_samples, check_shots
 
@@ -26,13 +26,17 @@ class VPIModel(nn.Module):
         super().__init__()
         self.config = config
         state = load_backbone_weights(config.backbone, config.weights) if pretrained else None
-        self.encoder = build_backbone(config.backbone, state, config.encoder_depth)
+        self.encoder = build_backbone(config.backbone, state, config.encoder_depth, config.dilated)
         channels = self.encoder.channels
         pooled = channels[0] + (channels[1] if config.prototype_features == "deep+mid" else 0)
-        self.prior_net = GaussianHead(pooled, config.latent_dim)
-        self.posterior_net = GaussianHead(pooled, config.latent_dim)
-        self.decoder = SegmentationDecoder(channels, config.latent_dim, config.decoder_channels,
-                                           similarity_map=config.similarity_map)
+        matching = config.decoder == "matching"
+        identity = config.projection == "identity"
+        self.prior_net = GaussianHead(pooled, config.latent_dim, matching, identity)
+        self.posterior_net = GaussianHead(pooled, config.latent_dim, matching, identity)
+        self.decoder: SegmentationDecoder | MatchingDecoder = (
+            MatchingDecoder(channels, config.decoder_channels, config.decoder_skips) if matching else
+            SegmentationDecoder(channels, config.latent_dim, config.decoder_channels,
+                                similarity_map=config.similarity_map))
         if config.initial_logvar is not None:
             for head in (self.prior_net, self.posterior_net):
                 nn.init.constant_(head.logvar.bias, config.initial_logvar)
@@ -44,16 +48,21 @@ class VPIModel(nn.Module):
         return self.config.aggregation if self.config.probabilistic else "mean"
 
     def head_parameters(self) -> list[nn.Parameter]:
-        """Everything but the encoder: trained at the head learning rate."""
+        """Everything but the encoder that trains (not a fixed identity projection): trained at
+        the head learning rate."""
         encoder = {id(p) for p in self.encoder.parameters()}
-        return [p for p in self.parameters() if id(p) not in encoder]
+        return [p for p in self.parameters() if id(p) not in encoder and p.requires_grad]
 
     def prototype_features(self, features: Features) -> torch.Tensor:
         """The map the prior and posterior nets pool (N, C, h, w): the deep features, or with
         "deep+mid" the stride-8 mid-level ones beside them. Mid-level features describe texture
         and shape locally and carry over to unseen classes better (PFENet pools layer 2 + 3)."""
         if self.config.prototype_features == "deep+mid":
-            return torch.cat([features.deep, features.skip8], 1)
+            deep = features.deep
+            if deep.shape[-2:] != features.skip8.shape[-2:]:  # an undilated encoder
+                deep = F.interpolate(deep, size=features.skip8.shape[-2:], mode="bilinear",
+                                     align_corners=False)
+            return torch.cat([deep, features.skip8], 1)
         return features.deep
 
     def shot_priors(
@@ -76,8 +85,13 @@ class VPIModel(nn.Module):
         """Logits (B, L, H, W) for B encoded queries and L prototypes each, z (B, L, D)."""
         check_samples(z.shape[1], MAX_SAMPLES)  # the L maps are averaged: none would give NaN
         keys = (self.prior_net.project(self.prototype_features(features))
-                if self.config.similarity_map else None)
+                if self.reads_similarity else None)
         return self.decoder(features, z, out_size, keys)
+
+    @property
+    def reads_similarity(self) -> bool:
+        """Whether the decoder compares prototypes with the query's projected pixels."""
+        return self.config.similarity_map or self.config.decoder == "matching"
 
     def prototypes(
         self, mean: torch.Tensor, var: torch.Tensor, samples: int, generator: torch.Generator | None
@@ -154,7 +168,7 @@ class VPIModel(nn.Module):
             dice = soft_dice_loss(logits, target, valid)
             loss = loss + dice_weight * dice
             terms["dice"] = dice.mean().detach()
-        if self.config.similarity_map and similarity_weight:
+        if self.reads_similarity and similarity_weight:
             match = self.similarity_loss(features, mean_p, target, valid)
             loss = loss + similarity_weight * match
             terms["match"] = match.mean().detach()
@@ -171,8 +185,7 @@ class VPIModel(nn.Module):
         Targets and valid pixels are area-averaged to the feature map's size.
         """
         keys = self.prior_net.project(self.prototype_features(features))
-        similarity = prototype_similarity(keys, mean[:, None])  # (B, 1, h, w)
-        logits = self.decoder.similarity_logit(similarity)[:, 0]
+        logits = self.decoder.match_logits(keys, mean[:, None])[:, 0]  # (B, h, w)
         size = keys.shape[-2:]
         weight = F.adaptive_avg_pool2d(valid[:, None].float(), size)[:, 0]
         soft = F.adaptive_avg_pool2d((target * valid)[:, None], size)[:, 0] / weight.clamp(min=1e-6)

@@ -26,7 +26,9 @@ from vpi.config import Config, config_from_dict, config_to_dict
 from vpi.data import VALIDATION, build_episodes, collate_episodes
 from vpi.data.splits import write_splits
 from vpi.device import autocast, autocast_dtype, resolve_device
+from vpi.errors import ConfigError
 from vpi.eval.controls import CachedEpisodes, SwappedSupport, support_gain
+from vpi.eval.matcher import PrototypeMatcher, build_matcher
 from vpi.eval.scoring import score_model
 from vpi.io import atomic_write_text, ensure_writable_dir
 from vpi.metrics import IoUAccumulator
@@ -155,6 +157,10 @@ def _train(
                                    "selection": selection})
         return path
 
+    if val_set is not None and train_cfg.eval_every and start_step == 0:
+        matcher = _matcher_validation(val_set, config, device, context, console)
+        if matcher is not None and context.is_main:
+            _append(log_path, {"step": 0, "matcher_validation": matcher})
     model.train()
     columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[stats]}"), TimeRemainingColumn()]
@@ -185,10 +191,7 @@ def _train(
                 if val_set is not None and train_cfg.eval_every and step % train_cfg.eval_every == 0:
                     metrics = _evaluate(model, val_set, config, device, context)
                     model.train()
-                    console.print(f"step {step}: validation class-IoU {metrics['class_iou']:.3f}"
-                                  f"  FB-IoU {metrics['fb_iou']:.3f}  swapped support "
-                                  f"{metrics['swapped_class_iou']:.3f}  support gain "
-                                  f"{metrics['support_gain']:.1f} points")
+                    console.print(f"step {step}: validation {_describe(metrics)}")
                     if context.is_main:
                         _append(log_path, {"step": step, "validation": metrics})
                     if best is None or metrics["class_iou"] > best:
@@ -248,15 +251,22 @@ def _selection(config: Config, step: int | None, metrics: dict[str, float] | Non
 
 
 def _evaluate(
-    model: VPIModel, val_set: Dataset, config: Config, device: torch.device, context: DistContext
+    predictor: VPIModel | PrototypeMatcher,
+    val_set: Dataset,
+    config: Config,
+    device: torch.device,
+    context: DistContext,
 ) -> dict[str, float]:
     """Class-IoU, FB-IoU and the swapped-support control on the validation episodes: each rank
-    scores its share, and the pooled counts are summed over ranks."""
+    scores its share, and the pooled counts are summed over ranks. A validation split of one class
+    (an FSS list's single val class) has no other class to swap in: no control then."""
     class_ids = list(val_set.class_ids)
+    sets = [("model", val_set)] + ([("swapped", SwappedSupport(val_set))] if len(class_ids) > 1
+                                   else [])
     scores = {}
-    for name, episodes in (("model", val_set), ("swapped", SwappedSupport(val_set))):
+    for name, episodes in sets:
         shard = Subset(episodes, range(context.rank, len(episodes), context.world))
-        local = score_model(model, shard, samples=config.eval.samples, seed=config.eval.seed,
+        local = score_model(predictor, shard, samples=config.eval.samples, seed=config.eval.seed,
                             device=device)
         counts = torch.stack([local.per_class[c] for c in class_ids])
         counts = all_reduce_sum(counts.to(device), context).cpu()
@@ -264,13 +274,37 @@ def _evaluate(
         for class_id, class_counts in zip(class_ids, counts, strict=True):
             pooled.add_counts(class_id, class_counts)
         scores[name] = pooled.compute()
-    return {
-        "class_iou": round(scores["model"]["class_iou"], 5),
-        "fb_iou": round(scores["model"]["fb_iou"], 5),
-        "swapped_class_iou": round(scores["swapped"]["class_iou"], 5),
-        "support_gain": round(support_gain(scores["model"]["class_iou"],
-                                           scores["swapped"]["class_iou"]), 3),
-    }
+    metrics = {"class_iou": round(scores["model"]["class_iou"], 5),
+               "fb_iou": round(scores["model"]["fb_iou"], 5)}
+    if "swapped" in scores:
+        metrics["swapped_class_iou"] = round(scores["swapped"]["class_iou"], 5)
+        metrics["support_gain"] = round(support_gain(scores["model"]["class_iou"],
+                                                     scores["swapped"]["class_iou"]), 3)
+    return metrics
+
+
+def _describe(metrics: dict[str, float]) -> str:
+    """One log line's worth of validation figures."""
+    line = f"class-IoU {metrics['class_iou']:.3f}  FB-IoU {metrics['fb_iou']:.3f}"
+    if "support_gain" in metrics:
+        line += (f"  swapped support {metrics['swapped_class_iou']:.3f}  support gain "
+                 f"{metrics['support_gain']:.1f} points")
+    return line
+
+
+def _matcher_validation(
+    val_set: Dataset, config: Config, device: torch.device, context: DistContext, console: Console
+) -> dict[str, float] | None:
+    """The training-free matcher on the validation episodes, once: the line every validation
+    figure of the run should stand above (None, said, where it cannot run)."""
+    try:
+        matcher = build_matcher(config.model, device)
+    except ConfigError as exc:
+        console.print(f"validation: no training-free matcher: {exc}")
+        return None
+    metrics = _evaluate(matcher, val_set, config, device, context)
+    console.print(f"validation, training-free matcher: {_describe(metrics)}")
+    return metrics
 
 
 def _optimizer(model: VPIModel, config: Config) -> torch.optim.Optimizer:
