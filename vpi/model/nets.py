@@ -50,8 +50,9 @@ class GaussianHead(nn.Module):
         if self.background:
             pooled = torch.cat([pooled, masked_average_pool(deep, 1 - masks)], 0)
         mean, logvar = self.mean(pooled), self.logvar(pooled).clamp(*LOGVAR_RANGE)
-        if self.background:
-            mean, logvar = (torch.cat(t.chunk(2, 0), 1) for t in (mean, logvar))
+        if self.background:  # slices, not chunk: chunk exports as SplitToSequence
+            count = deep.shape[0]
+            mean, logvar = (torch.cat([t[:count], t[count:]], 1) for t in (mean, logvar))
         return mean, logvar
 
     def project(self, deep: torch.Tensor) -> torch.Tensor:
@@ -225,7 +226,8 @@ class MatchingDecoder(_SkipDecoder):
 
 def _split_prototypes(keys: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Similarity maps (B, L, h, w) of the foreground and background halves of z (B, L, 2d)."""
-    foreground, background = z.chunk(2, -1)
+    width = z.shape[-1] // 2
+    foreground, background = z[..., :width], z[..., width:]
     return prototype_similarity(keys, foreground), prototype_similarity(keys, background)
 
 
