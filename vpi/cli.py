@@ -196,7 +196,8 @@ def eval_command(
     compare: Annotated[list[Path] | None, typer.Option(
         help="Checkpoint(s) to score on the same episodes, e.g. the deterministic twin.")] = None,
     baselines: Annotated[bool, typer.Option(
-        "--baselines/--no-baselines", help="Also score all-fg, all-bg and colour.")] = True,
+        "--baselines/--no-baselines",
+        help="Also score all-fg, all-bg, colour and the training-free matcher.")] = True,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="PNG of class-IoU against L (Fig. 3).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",

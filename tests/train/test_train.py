@@ -108,3 +108,30 @@ def test_without_periodic_eval_best_is_the_last_step(tiny_config, tmp_path):
     result = train(_config(tiny_config, tmp_path, steps=3, checkpoint_every=3))
     selection = read_checkpoint(result.best_checkpoint)["selection"]
     assert selection == {"by": "last step", "why": "periodic eval is off", "step": 3}
+
+
+def test_validation_on_one_class_has_no_swap_and_the_matcher_is_said(tiny_config, tmp_path,
+                                                                      capsys):
+    """An FSS split with a single validation class (realphoto's heldout4) trains: the swapped
+    control needs two classes, so validation reports without it; the run says why the tiny
+    encoder gets no training-free matcher."""
+    import json
+
+    from data.fixtures import make_fss, write_lines
+    from rich.console import Console
+
+    root = make_fss(tmp_path / "fss")
+    splits = tmp_path / "splits" / "fss"
+    write_lines(splits / "trn.txt", ["abacus", "banana", "cactus"])
+    write_lines(splits / "val.txt", ["drum"])
+    write_lines(splits / "test.txt", ["eagle", "fig"])
+    config = apply_overrides(_config(tiny_config, tmp_path, steps=4, eval_every=2, eval_episodes=3),
+                             {"data": {"dataset": "fss", "root": str(root),
+                                       "splits": str(tmp_path / "splits"), "image_size": 32}})
+    result = train(config, console=Console(width=200))
+    out = capsys.readouterr().out
+    assert "no training-free matcher: the tiny encoder has no ImageNet weights" in out
+    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").open()]
+    validation = [r["validation"] for r in records if "validation" in r]
+    assert len(validation) == 2
+    assert all("class_iou" in v and "swapped_class_iou" not in v for v in validation)
