@@ -37,7 +37,7 @@ class GaussianHead(nn.Module):
             raise ConfigError(f"model.projection 'identity' keeps the {in_channels} pooled "
                               f"channels: model.latent_dim must be {in_channels * (1 + background)}"
                               f", got {latent_dim}")
-        if background and width == in_channels:
+        if width == in_channels and (background or identity):
             nn.init.eye_(self.mean.weight)
             nn.init.zeros_(self.mean.bias)
         # "identity": the prototypes and the query's keys stay ImageNet features; training on one
