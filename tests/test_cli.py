@@ -71,3 +71,8 @@ def test_eval_report_is_reproducible_and_scores_the_baselines(tiny_checkpoint, t
     assert reports[0]["settings"]["samples"] == [2]
     background = reports[0]["summary"][2]
     assert background["class_iou"]["mean"] == 0.0
+    # Per-class figures name the classes (the held-out shapes of fold 0), in the JSON and printed.
+    model_run = next(r for r in reports[0]["runs"] if r["label"] == "model")
+    assert set(model_run["per_class_iou"]) <= {"star5", "ring", "cross", "crescent", "heart"}
+    assert "class-IoU per class" in done.stdout
+    assert any(name in done.stdout for name in model_run["per_class_iou"])

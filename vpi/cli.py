@@ -247,6 +247,7 @@ def _evaluate(checkpoints: list[Path], overrides: dict[str, Any], **kwargs: Any)
         **kwargs,
     )
     console.print(_report_table(report))
+    console.print(_per_class_table(report))
     from vpi.eval.controls import LOW_SUPPORT_GAIN
 
     weak = [f"{e['label']} (k={e['shots']}, L={e['samples']}): {e['support_gain']['mean']:.1f}"
@@ -289,6 +290,27 @@ def _report_table(report: dict[str, Any]) -> Table:
             _pct(entry["fb_iou"]["mean"], entry["fb_iou"]["std"]),
             *controls,
         )
+    return table
+
+
+def _per_class_table(report: dict[str, Any]) -> Table:
+    """Class-IoU per class, by name, of each model and the matcher: the first run of each label
+    (its first fold, seed, k, L and rule), so a class the model misses stands out beside the
+    matcher's figure for it."""
+    from vpi.eval.protocol import MATCHER
+
+    first: dict[str, dict[str, float]] = {}
+    for run in report["runs"]:
+        if (run["samples"] is not None or run["label"] == MATCHER) and run["label"] not in first:
+            first[run["label"]] = run["per_class_iou"]
+    table = Table(title="class-IoU per class (the first setting of each)")
+    table.add_column("class")
+    for label in first:
+        table.add_column(label, justify="right")
+    classes = dict.fromkeys(name for per_class in first.values() for name in per_class)
+    for name in classes:
+        table.add_row(name, *[_pct(per_class[name]) if name in per_class else "–"
+                              for per_class in first.values()])
     return table
 
 

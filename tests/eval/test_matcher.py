@@ -138,3 +138,4 @@ def test_vpi_eval_on_two_classes_of_real_photographs(tmp_path, monkeypatch, caps
     model_run = next(r for r in report["runs"] if r["label"] == "model")
     assert set(model_run["per_class_iou"]) == {"msrc_cow", "weizmann_horse"}
     assert "under the training-free matcher" in out  # an untrained decoder learned nothing
+    assert "msrc_cow" in out and "weizmann_horse" in out  # the per-class table, by folder name
