@@ -265,7 +265,10 @@ def _evaluate(checkpoints: list[Path], overrides: dict[str, Any], **kwargs: Any)
 
 def _report_table(report: dict[str, Any]) -> Table:
     s = report["settings"]
-    table = Table(title=f"{s['dataset']} · {s['episodes']} episodes per fold · seeds {s['seeds']}")
+    # The episodes scored, not the setting: FSS walks every test image once, whatever it asks.
+    scored = sorted({r["episodes"] for r in report["runs"]})
+    episodes = "/".join(map(str, scored)) if scored else s["episodes"]
+    table = Table(title=f"{s['dataset']} · {episodes} episodes per fold · seeds {s['seeds']}")
     for name in ("predictor", "k", "L", "aggregation"):
         table.add_column(name)
     folds = sorted({f for entry in report["summary"] for f in entry["folds"]})

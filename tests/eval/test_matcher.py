@@ -139,3 +139,5 @@ def test_vpi_eval_on_two_classes_of_real_photographs(tmp_path, monkeypatch, caps
     assert set(model_run["per_class_iou"]) == {"msrc_cow", "weizmann_horse"}
     assert "under the training-free matcher" in out  # an untrained decoder learned nothing
     assert "msrc_cow" in out and "weizmann_horse" in out  # the per-class table, by folder name
+    # FSS walks every test image once: the title counts the episodes scored, not the setting (8).
+    assert model_run["episodes"] > 8 and f"{model_run['episodes']} episodes per fold" in out
