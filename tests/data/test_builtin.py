@@ -247,6 +247,8 @@ def test_photo_surfaces_cover_objects_with_their_class_photograph() -> None:
     assert np.array_equal(a.image, again.image) and np.array_equal(a.masks, again.masks)
     palette = render_scene([2, 7], np.random.default_rng(3), 64, "palette")
     assert not np.array_equal(a.image, palette.image)
+    with pytest.raises(ValueError, match="surfaces must be one of"):
+        render_scene([2, 7], np.random.default_rng(3), 64, "Photo")
     episodes = _episodes(surfaces="photo", sizes=(0.6, 0.9), length=4)
     for i in range(4):
         e = episodes[i]

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from vpi.config import OBJECT_SIZES
+from vpi.config import OBJECT_SIZES, SURFACES
 from vpi.data.episode import IGNORE_INDEX, Episode
 from vpi.data.shapes import CLASSES, ObjectClass
 from vpi.data.transforms import augment_pair, to_tensor_image, to_tensor_mask
@@ -262,6 +262,8 @@ def render_scene(
             raise ValueError(f"class_id must lie in 0..{NUM_CLASSES - 1}, got {class_id}")
     if image_size < 32:
         raise ValueError(f"image_size must be at least 32, got {image_size}")
+    if surfaces not in SURFACES:
+        raise ValueError(f"surfaces must be one of {SURFACES}, got {surfaces!r}")
     canvas = _background(rng, image_size)
     palettes = [_palette(rng) for _ in class_ids]
     for i in range(1, len(palettes)):

@@ -21,6 +21,7 @@ from vpi.config import ModelConfig
 from vpi.errors import ConfigError
 from vpi.model.backbone import Backbone, build_backbone
 from vpi.model.gaussian import masked_average_pool
+from vpi.model.nets import prototype_similarity
 from vpi.model.weights import load_backbone_weights
 
 SCALE = 20.0  # PANet's: the cosine difference as logits, so the mean "probability" reads as a mask
@@ -53,10 +54,10 @@ class PrototypeMatcher(nn.Module):
         masks = support_masks.flatten(0, 1)
         foreground = masked_average_pool(support, masks).view(batch, shots, -1).mean(1)
         background = masked_average_pool(support, 1 - masks).view(batch, shots, -1).mean(1)
-        query = F.normalize(self.encoder(query_images).deep, dim=1)
-        difference = (torch.einsum("bc,bchw->bhw", F.normalize(foreground, dim=1), query)
-                      - torch.einsum("bc,bchw->bhw", F.normalize(background, dim=1), query))
-        logits = F.interpolate(difference[:, None], size=query_images.shape[-2:], mode="bilinear",
+        similarity = prototype_similarity(self.encoder(query_images).deep,
+                                          torch.stack([foreground, background], 1))
+        difference = similarity[:, :1] - similarity[:, 1:]  # (B, 1, h, w)
+        logits = F.interpolate(difference, size=query_images.shape[-2:], mode="bilinear",
                                align_corners=False)[:, 0]
         probability = torch.sigmoid(SCALE * logits)
         return probability, torch.zeros_like(probability)

@@ -202,8 +202,11 @@ class MatchingDecoder(_SkipDecoder):
 
     def match_logits(self, keys: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The matcher's rule on prototypes z (B, L, 2d): logits (B, L, h, w)."""
-        foreground, background = _split_prototypes(keys, z)
-        return self.scale * (foreground - background) + self.offset
+        return self._rule(_two_prototype_similarity(keys, z))
+
+    def _rule(self, similarity: torch.Tensor) -> torch.Tensor:
+        """(B, L, 2, h, w) foreground and background similarities -> logits (B, L, h, w)."""
+        return self.scale * (similarity[:, :, 0] - similarity[:, :, 1]) + self.offset
 
     def forward(
         self,
@@ -217,18 +220,19 @@ class MatchingDecoder(_SkipDecoder):
         if keys is None:
             raise ValueError("the matching decoder needs the query's keys")
         batch, samples = z.shape[:2]
-        foreground, background = _split_prototypes(keys, z)
-        match = (self.scale * (foreground - background) + self.offset).flatten(0, 1)[:, None]
-        maps = torch.stack([foreground, background], 2).flatten(0, 1)  # (B*L, 2, h, w)
-        head = self.refine(F.relu(self.similarity_proj(maps)), features)
+        similarity = _two_prototype_similarity(keys, z)  # (B, L, 2, h, w)
+        match = self._rule(similarity).flatten(0, 1)[:, None]
+        head = self.refine(F.relu(self.similarity_proj(similarity.flatten(0, 1))), features)
         return _to_logits(head + _upsample_to(match, head), batch, samples, out_size)
 
 
-def _split_prototypes(keys: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Similarity maps (B, L, h, w) of the foreground and background halves of z (B, L, 2d)."""
-    width = z.shape[-1] // 2
-    foreground, background = z[..., :width], z[..., width:]
-    return prototype_similarity(keys, foreground), prototype_similarity(keys, background)
+def _two_prototype_similarity(keys: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Similarity maps (B, L, 2, h, w) of the foreground and background halves of z (B, L, 2d),
+    in one pass over the keys."""
+    batch, samples, width = z.shape
+    halves = z.reshape(batch, samples * 2, width // 2)  # fg, bg of sample 0, then of sample 1, ...
+    similarity = prototype_similarity(keys, halves)
+    return similarity.view(batch, samples, 2, *similarity.shape[-2:])
 
 
 def _to_logits(
