@@ -1,0 +1,90 @@
+"""The measurements of docs/reproduce.md, "Real photographs", that no vpi command prints.
+
+    python docs/reproduce/realphoto_probes.py matcher            # the matcher's variants (1 min)
+    python docs/reproduce/realphoto_probes.py reset CKPT proj    # rows A', I': projection reset
+    python docs/reproduce/realphoto_probes.py reset CKPT head    # row A'': correction zeroed
+
+``matcher`` scores PANet's rule on ../shared/realphoto (split ``all``, 1-shot, 128 px) with
+MobileNetV2's block-13 features dilated as the models' encoder was, and undilated as
+``vpi.eval.matcher`` runs it, and other undilated blocks from 10 to 16. ``reset`` scores
+a matching-decoder checkpoint with, at test time only, its prior net's projection set to the
+identity (``proj``) or its decoder's correction zeroed (``head``), on the built-in fold and on the
+photos, 300 episodes each, L = 1.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+import torchvision
+
+from vpi.checkpoint import load_model
+from vpi.config import apply_overrides, get_preset
+from vpi.data import build_episodes
+from vpi.eval.matcher import PrototypeMatcher
+from vpi.eval.scoring import evaluate_model
+from vpi.model import Features
+from vpi.model.backbone import IMAGENET_MEAN, IMAGENET_STD, build_backbone
+from vpi.model.weights import load_backbone_weights
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+PHOTOS = {"dataset": "fss", "root": str(SHARED / "realphoto"),
+          "splits": str(SHARED / "realphoto-splits" / "all")}
+
+
+class _Block(torch.nn.Module):
+    """torchvision's MobileNetV2 up to ``block``, undilated: its features as the deep map."""
+
+    def __init__(self, block: int) -> None:
+        super().__init__()
+        net = torchvision.models.mobilenet_v2()
+        net.load_state_dict(load_backbone_weights("mobilenet_v2", "imagenet"))
+        self.features = net.features[: block + 1].eval()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> Features:
+        deep = self.features((images - self.mean) / self.std)
+        return Features(deep, deep, deep, deep)
+
+
+def _score(predictor, data: dict, episodes: int = 500, samples: int = 1) -> str:
+    config = apply_overrides(get_preset("demo"), {"data": data})
+    dataset = build_episodes(config.data, "test", shots=1, episodes=episodes, seed=0)
+    metrics = evaluate_model(predictor, dataset, samples=samples, seed=0)
+    return f"{100 * metrics['class_iou']:.1f} (swapped {100 * metrics['swapped']['class_iou']:.1f})"
+
+
+def matcher_variants() -> None:
+    state = load_backbone_weights("mobilenet_v2", "imagenet")
+    for dilated in (True, False):
+        encoder = build_backbone("mobilenet_v2", state, "mid", dilated=dilated)
+        print(f"block 13, dilated={dilated}:", _score(PrototypeMatcher(encoder), PHOTOS))
+    for block in (10, 11, 12, 13, 14, 16):
+        print(f"block {block}, undilated:", _score(PrototypeMatcher(_Block(block)), PHOTOS))
+
+
+def reset(checkpoint: str, part: str) -> None:
+    model, own, _ = load_model(checkpoint, torch.device("cpu"))  # own: the data it trained on
+    with torch.no_grad():
+        if part == "proj":
+            torch.nn.init.eye_(model.prior_net.mean.weight)
+            model.prior_net.mean.bias.zero_()
+        else:
+            model.decoder.head.weight.zero_()
+            model.decoder.head.bias.zero_()
+    for name, data in (("built-in", {}), ("photos", PHOTOS)):
+        config = apply_overrides(own, {"data": data})
+        dataset = build_episodes(config.data, "test", shots=1, episodes=300, seed=0)
+        metrics = evaluate_model(model, dataset, samples=1, seed=0)
+        print(f"{part} reset, {name}: {100 * metrics['class_iou']:.1f}")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    if sys.argv[1:2] == ["matcher"]:
+        matcher_variants()
+    elif sys.argv[1:2] == ["reset"] and len(sys.argv) == 4 and sys.argv[3] in ("proj", "head"):
+        reset(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(__doc__)
