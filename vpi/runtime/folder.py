@@ -12,13 +12,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vpi import __version__
 from vpi.config import MAX_BATCH, MAX_SAMPLES, SEGMENT_BATCH
 from vpi.errors import ConfigError
 from vpi.io import ensure_writable_dir
 from vpi.ranges import check_batch, check_samples
 from vpi.runtime.latest import find_latest_checkpoint
-from vpi.runtime.outputs import write_query_outputs, write_results
+from vpi.runtime.outputs import query_record, results_document, write_query_outputs, write_results
 from vpi.runtime.processing import check_image_file, load_image
 from vpi.runtime.segmenter import Segmenter
 from vpi.runtime.select import open_backend
@@ -94,40 +93,25 @@ def segment_folder(
         for query, image, result in zip(batch, images, segmentations, strict=True):
             t2 = time.perf_counter()
             files = write_query_outputs(out, query, image, result.mask, result.uncertainty)
-            records.append({
-                "query": str(query),
-                "size": [image.shape[1], image.shape[0]],
-                "files": files,
-                "foreground_fraction": round(result.foreground_fraction, 6),
-                "mean_uncertainty": round(result.mean_uncertainty, 8),
-                "timing_ms": {"load": _ms(t0, t1, len(batch)), **result.timings_ms,
-                              "write": _ms(t2, time.perf_counter())},
-            })
-    results = {
-        "vpi_version": __version__,
-        "backend": choice.runner.name,
-        "precision": choice.runner.precision,
-        "backend_choice": choice.reason,
-        "warnings": list(choice.runner.warnings),
-        "checkpoint": str(checkpoint) if checkpoint is not None else None,
-        "engine_dir": str(engine_dir) if engine_dir is not None else None,
-        "support": {
+            records.append(query_record(
+                str(query), image, result, files,
+                {"load": _ms(t0, t1, len(batch)), **result.timings_ms,
+                 "write": _ms(t2, time.perf_counter())},
+            ))
+    results = results_document(
+        choice, checkpoint=checkpoint, engine_dir=engine_dir,
+        support={
             "folder": str(support_dir),
             "pairs": [{"image": p.image.name, "mask": p.mask.name} for p in pairs],
         },
-        "samples": samples,
-        "samples_decoded": samples if choice.runner.spec.probabilistic else 1,
-        "seed": seed,
-        "threshold": threshold,
-        "batch_size": batch_size,
-        "queries": records,
-        "timing_ms": {
+        samples=samples, seed=seed, threshold=threshold, batch_size=batch_size, queries=records,
+        timing_ms={
             "read_inputs": _ms(started, loaded),
             "open_backend": _ms(loaded, opened),
             "encode_support": _ms(opened, encoded),
             "segment_queries": _ms(encoded, time.perf_counter()),
         },
-    }
+    )
     results["timing_ms"]["total"] = _ms(started, time.perf_counter())
     write_results(out, results)
     return results

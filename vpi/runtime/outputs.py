@@ -8,12 +8,17 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
+from vpi import __version__
 from vpi.io import atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:
+    from vpi.runtime.segmenter import Segmentation
+    from vpi.runtime.select import BackendChoice
 
 OVERLAY_COLOUR = np.array([255, 40, 40], dtype=np.float32)
 OVERLAY_ALPHA = 0.5
@@ -60,6 +65,55 @@ def write_query_outputs(
     write_png(paths["overlay"], overlay(image, mask))
     write_png(paths["uncertainty"], heat_map(uncertainty))
     return {kind: path.name for kind, path in paths.items()}
+
+
+def query_record(
+    query: str, image: np.ndarray, result: Segmentation, files: dict[str, str],
+    timing_ms: dict[str, float],
+) -> dict[str, Any]:
+    """One query's entry in results.json: its size (W, H), output files, figures and timings."""
+    return {
+        "query": query,
+        "size": [image.shape[1], image.shape[0]],
+        "files": files,
+        "foreground_fraction": round(result.foreground_fraction, 6),
+        "mean_uncertainty": round(result.mean_uncertainty, 8),
+        "timing_ms": timing_ms,
+    }
+
+
+def results_document(
+    choice: BackendChoice,
+    *,
+    checkpoint: str | Path | None,
+    engine_dir: str | Path | None,
+    support: dict[str, Any],
+    samples: int,
+    seed: int,
+    threshold: float,
+    batch_size: int,
+    queries: list[dict[str, Any]],
+    timing_ms: dict[str, float],
+) -> dict[str, Any]:
+    """What results.json holds, for `vpi segment` and `vpi demo` alike: the backend and why, the
+    model, the support pairs, the settings, one ``query_record`` per query and the timings."""
+    return {
+        "vpi_version": __version__,
+        "backend": choice.runner.name,
+        "precision": choice.runner.precision,
+        "backend_choice": choice.reason,
+        "warnings": list(choice.runner.warnings),
+        "checkpoint": str(checkpoint) if checkpoint is not None else None,
+        "engine_dir": str(engine_dir) if engine_dir is not None else None,
+        "support": support,
+        "samples": samples,
+        "samples_decoded": samples if choice.runner.spec.probabilistic else 1,
+        "seed": seed,
+        "threshold": threshold,
+        "batch_size": batch_size,
+        "queries": queries,
+        "timing_ms": timing_ms,
+    }
 
 
 def write_results(out_dir: Path, results: dict[str, Any]) -> Path:
