@@ -402,10 +402,12 @@ def export_command(
         table.add_row(name, graph["file"], ", ".join(
             f"{k} {tuple(v)}" for k, v in graph["inputs"].items()))
     console.print(table)
+    from vpi.graphs import DECODER_OUTPUTS
+
     for backend, report in manifest["parity"].items():
         worst = report["max_error"]
-        console.print(f"parity {backend} vs PyTorch: probability {worst['probability']:.1e}, "
-                      f"uncertainty {worst['uncertainty']:.1e} (tolerance {report['tolerance']:.0e})")
+        maps = ", ".join(f"{name} {worst[name]:.1e}" for name in DECODER_OUTPUTS)
+        console.print(f"parity {backend} vs PyTorch: {maps} (tolerance {report['tolerance']:.0e})")
     if "tensorrt" in manifest:
         trt = manifest["tensorrt"]
         console.print(f"TensorRT {trt['tensorrt_version']} engines ({trt['precision']}) for "
@@ -566,6 +568,34 @@ def bench_command(
         console.print(f"report: {write_json(report, json_path)}")
     if plot is not None:
         console.print(f"plot: {plot_bench(report, plot)}")
+
+
+@app.command("demo")
+def demo_command(
+    checkpoint: Annotated[Path | None, typer.Argument(
+        help="Checkpoint to run (default: the newest run of `vpi train`).")] = None,
+    engine_dir: Annotated[Path | None, typer.Option(
+        "--engine-dir", help="Folder written by `vpi export`, instead of a checkpoint.")] = None,
+    backend: Annotated[str, typer.Option(
+        help=backend_help(auto=True) + "; the page can switch among those that run the model.")
+    ] = "auto",
+    host: Annotated[str, typer.Option(
+        help="Address to bind: 127.0.0.1 serves this machine only; 0.0.0.0 opens the page to the "
+             "network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the page.")] = 7860,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (torch and onnx).")] = "auto",
+) -> None:
+    """A local web page: paint the object on 1-5 example photos, segment your own (vpi[demo]).
+
+    The page shows the mask, its probability and uncertainty, the foreground share and the
+    timings, and offers the mask PNGs and the results.json `vpi segment` would write.
+    """
+    from vpi.demo import serve_demo
+
+    if checkpoint is not None and engine_dir is not None:
+        raise VpiError("give a checkpoint or --engine-dir, not both")
+    serve_demo(checkpoint, engine_dir=engine_dir, backend=backend, device=device, host=host,
+               port=port, announce=lambda line: console.print(f"[dim]{escape(line)}[/]", soft_wrap=True))
 
 
 def main() -> None:
