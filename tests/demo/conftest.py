@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from runtime.helpers import support_reading_model
+from runtime.helpers import (
+    exported,  # noqa: F401  (the session's shared tiny export)
+    support_reading_model,
+)
 
 from vpi.checkpoint import save_checkpoint
 from vpi.config import get_preset
