@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vpi.data._real import open_image
+from vpi.data.sampler import open_image
 from vpi.errors import DataError, VpiError
 from vpi.io import atomic_path, atomic_write_text, ensure_writable_dir, image_size_guard
 from vpi.runtime.processing import check_image_file, load_image, load_mask

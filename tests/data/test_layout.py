@@ -10,8 +10,7 @@ import pytest
 from fixtures import make_coco, make_fss, make_voc, make_voc_splits, write_lines
 
 from vpi.config import DataConfig
-from vpi.data import build_episodes
-from vpi.data.layout import check_layout
+from vpi.data import DATASETS, build_episodes
 from vpi.errors import DataError
 
 
@@ -26,14 +25,14 @@ def _fails(message: str, dataset: str, root: Path | None, split: str = "test", *
 
 def test_no_root_given() -> None:
     with pytest.raises(DataError, match=r"^PASCAL-5i: no dataset folder given; set data.root"):
-        check_layout("pascal", None, split="test")
+        DATASETS["pascal"].check_layout(None, split="test")
 
 
 def test_missing_root(tmp_path: Path) -> None:
     root = tmp_path / "nowhere"
     with pytest.raises(DataError, match=rf"^COCO-20i: dataset folder {re.escape(str(root))} "
                                         r"does not exist \(the COCO 2014 folder"):
-        check_layout("coco", root, split="test")
+        DATASETS["coco"].check_layout(root, split="test")
 
 
 def test_missing_jpegimages(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 from fixtures import VOC_TRAIN, VOC_VAL, make_coco, make_fss, make_voc, voc_fold_pairs, write_lines
 
 from vpi.config import DataConfig
+from vpi.data import write_splits
 from vpi.data.splits import (
     Line,
     parse_pair,
@@ -16,7 +17,6 @@ from vpi.data.splits import (
     read_pair_list,
     read_pair_pickle,
     resolve_split_dir,
-    write_splits,
 )
 from vpi.errors import DataError
 

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from vpi.config import OBJECT_SIZES, SURFACES
+from vpi.config import OBJECT_SIZES, SURFACES, DataConfig
 from vpi.data.episode import IGNORE_INDEX, Episode
 from vpi.data.shapes import CLASSES, ObjectClass
 from vpi.data.transforms import augment_pair, to_tensor_image, to_tensor_mask
@@ -412,3 +412,14 @@ class BuiltinEpisodes(Dataset[Episode]):
             class_id=class_id,
             query_objects=objects,
         )
+
+
+def build_builtin(
+    data: DataConfig, split: str, *, shots: int, episodes: int, seed: int, augment: bool
+) -> BuiltinEpisodes:
+    """The ``split`` episodes of fold ``data.fold``, ``episodes`` of them, with the config's
+    surfaces and object sizes."""
+    return BuiltinEpisodes(
+        split=split, fold=data.fold, shots=shots, image_size=data.image_size, length=episodes,
+        seed=seed, augment=augment, surfaces=data.surfaces, sizes=data.object_sizes,
+    )

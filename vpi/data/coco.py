@@ -28,18 +28,11 @@ import numpy as np
 from PIL import Image
 
 from vpi.config import DataConfig
-from vpi.data._real import RealEpisodes, progress
-from vpi.data.layout import (
-    COCO_IMAGE_SETS,
-    NAMES,
-    check_layout,
-    check_split_lines,
-    coco_annotation_file,
-    coco_image,
-    split_files,
-)
+from vpi.data.layout import check_split_lines, dataset_root, require_entries, require_split_lists
+from vpi.data.sampler import EpisodeSampler, progress
 from vpi.data.splits import (
     Pair,
+    fold_list_files,
     format_pair,
     read_pair_list,
     read_pair_pickle,
@@ -47,6 +40,9 @@ from vpi.data.splits import (
 )
 from vpi.errors import DataError
 
+NAME = "COCO-20i"
+IMAGE_SETS = {"train": "train2014", "test": "val2014"}  # the image set each split reads
+_ROOT_HINT = "the COCO 2014 folder holding train2014/, val2014/ and annotations/"
 # COCO's 80 category ids (1..90 with gaps) and names; the position is the contiguous class id.
 CATEGORIES: tuple[tuple[int, str], ...] = tuple(zip(
     [*range(1, 12), *range(13, 26), 27, 28, *range(31, 45), *range(46, 66), 67, 70,
@@ -83,10 +79,53 @@ def split_classes(split: str, fold: int, convention: str) -> list[int]:
     return tested if split == "test" else [c for c in range(80) if c not in tested]
 
 
-class CocoEpisodes(RealEpisodes):
-    """COCO-20i episodes; see ``RealEpisodes`` for sampling and ``original_query_mask``."""
+def annotation_file(image_set: str) -> str:
+    return f"annotations/instances_{image_set}.json"
 
-    name = NAMES["coco"]
+
+def image_file(stem: str) -> str:
+    """``COCO_val2014_000000000042`` -> ``val2014/COCO_val2014_000000000042.jpg``."""
+    return f"{stem.split('_')[1]}/{stem}.jpg"
+
+
+def split_files(split: str, fold: int, folder: Path) -> list[str]:
+    """The lists a run on ``split`` of ``fold`` reads from ``folder``: HSNet's pickle where
+    present, else the text lists (see vpi.data.splits)."""
+    kind = "trn" if split == "train" else "val"
+    if (folder / kind / f"fold{fold}.pkl").is_file():
+        return [f"{kind}/fold{fold}.pkl"]
+    return fold_list_files(split, fold)
+
+
+def check_layout(
+    root: str | Path | None, *, split: str, fold: int = 0, splits: str | Path | None = None
+) -> Path:
+    """The COCO folder, the image set and annotation file of ``split``, and the split lists a run
+    on ``fold`` reads where ``splits`` is given; returns the root.
+
+    The images that split lines name are checked next, once the lists are read.
+    """
+    path = dataset_root(NAME, root, _ROOT_HINT)
+    image_set = IMAGE_SETS[split]
+    require_entries(NAME, path, [("image folder", image_set),
+                                 ("annotation file", annotation_file(image_set))])
+    if splits is not None:
+        folder = resolve_split_dir(splits, "coco")
+        kind = "trn" if split == "train" else "val"
+        require_split_lists(NAME, folder, split_files(split, fold, folder),
+                            f" (nor HSNet's {kind}/fold{fold}.pkl)")
+    return path
+
+
+def _files(stem: str) -> list[tuple[str, str]]:
+    """The image of one split line's image stem, under the root."""
+    return [("image", image_file(stem))]
+
+
+class CocoEpisodes(EpisodeSampler):
+    """COCO-20i episodes; see ``EpisodeSampler`` for sampling and ``original_query_mask``."""
+
+    name = NAME
 
     def __init__(self, root: Path, cache: Path, pairs: list[Pair], **kwargs: Any) -> None:
         self.cache = cache
@@ -94,7 +133,7 @@ class CocoEpisodes(RealEpisodes):
                          **kwargs)
 
     def image_path(self, key: str) -> Path:
-        return self.root / coco_image(key)
+        return self.root / image_file(key)
 
     def mask_path(self, key: str, class_id: int) -> Path:
         return _mask_file(self.cache, key, class_id + 1)
@@ -110,8 +149,8 @@ def build_coco(
 
     The first run renders the masks it needs into the cache (a progress bar shows it).
     """
-    root = check_layout("coco", data.root, split=split, fold=data.fold, splits=data.splits)
-    annotations = _Annotations(root, COCO_IMAGE_SETS[split])
+    root = check_layout(data.root, split=split, fold=data.fold, splits=data.splits)
+    annotations = _Annotations(root, IMAGE_SETS[split])
     pairs = split_pairs(root, data.splits, split, data.fold, data.coco_split, annotations)
     cache = cache_dir(root)
     cache_masks(cache, pairs, annotations)
@@ -140,7 +179,7 @@ class _Annotations:
 
     @property
     def file(self) -> str:
-        return coco_annotation_file(self.image_set)
+        return annotation_file(self.image_set)
 
     def get(self) -> Any:
         if self._coco is None:
@@ -165,7 +204,7 @@ def split_pairs(
 
     Every line is checked to name an existing image of the split's image set.
     """
-    image_set = COCO_IMAGE_SETS[split]
+    image_set = IMAGE_SETS[split]
     classes = set(split_classes(split, fold, convention))
     if splits is None:
         listed = cache_dir(root) / f"pairs_{image_set}.txt"
@@ -191,7 +230,7 @@ def split_pairs(
                 f"COCO-20i: split line {pair.line.text!r} ({pair.line.where}) does not name a "
                 f"{image_set} image (COCO_{image_set}_<id>); {split} episodes read {image_set}"
             )
-    check_split_lines("coco", root, [(p.stem, p.line) for p in pairs])
+    check_split_lines(NAME, root, [(p.stem, p.line) for p in pairs], _files)
     return pairs
 
 
@@ -200,7 +239,7 @@ def _read_lists(
 ) -> list[Pair]:
     """HSNet's pickle (other classes skipped: it may list all 80) or the per-fold text lists."""
     pairs = []
-    for rel in split_files("coco", split, fold, folder):
+    for rel in split_files(split, fold, folder):
         if rel.endswith(".pkl"):
             return [p for p in read_pair_pickle(folder / rel, rel) if p.label - 1 in classes]
         listed = int(rel[rel.index("fold") + 4])
@@ -274,7 +313,7 @@ def all_split_lists(data: DataConfig) -> dict[str, list[str]]:
     for fold in range(4):
         tested = set(fold_classes(fold, data.coco_split))
         for split, kind, run_fold in (("test", "val", fold), ("train", "trn", (fold + 1) % 4)):
-            root = check_layout("coco", data.root, split=split, fold=run_fold, splits=data.splits)
+            root = check_layout(data.root, split=split, fold=run_fold, splits=data.splits)
             pairs = split_pairs(root, data.splits, split, run_fold, data.coco_split)
             lists[f"{kind}/fold{fold}.txt"] = [
                 format_pair(p.stem, p.label) for p in pairs if p.label - 1 in tested

@@ -18,24 +18,68 @@ from the same class's other images. Training draws a random (image, class) pair 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
 
 from vpi.config import DataConfig
-from vpi.data._real import RealEpisodes
-from vpi.data.layout import NAMES, check_layout, fss_class_images
+from vpi.data.layout import dataset_root, require_split_lists
+from vpi.data.sampler import EpisodeSampler
 from vpi.data.splits import Line, read_lines, resolve_split_dir
 from vpi.errors import DataError
 
+NAME = "FSS-1000"
 KINDS = ("trn", "val", "test")
+_ROOT_HINT = "the FSS-1000 folder holding one folder per class"
 _SHARE = 0.24  # of the classes for each of test and val: 240 / 240 / 520 of 1,000
 
 
-class FssEpisodes(RealEpisodes):
-    """FSS-1000 episodes; see ``RealEpisodes`` for sampling and ``original_query_mask``."""
+def split_kind(split: str) -> str:
+    """The list a split reads: "trn" for "train", "val" for "val", else "test"."""
+    return {"train": "trn", "val": "val"}.get(split, "test")
 
-    name = NAMES["fss"]
+
+def check_layout(
+    root: str | Path | None, *, split: str, fold: int = 0, splits: str | Path | None = None
+) -> Path:
+    """The FSS-1000 folder and, where ``splits`` is given, the list ``split`` reads; returns the
+    root. ``fold`` is unused: FSS-1000 has no folds. Class folders are checked as lines are read."""
+    path = dataset_root(NAME, root, _ROOT_HINT)
+    if splits is not None:
+        require_split_lists(NAME, resolve_split_dir(splits, "fss"), [f"{split_kind(split)}.txt"])
+    return path
+
+
+def class_images(root: Path, line: Line) -> list[str]:
+    """The image stems of one class folder (``1``, ``2``, ...), each with its mask."""
+    folder = root / line.text
+    if not folder.is_dir():
+        raise DataError(
+            f"{NAME}: no class folder {line.text}/ for split line {line.text!r} ({line.where}) "
+            f"under {root}"
+        )
+    names = set(os.listdir(folder))
+    stems = sorted(
+        (n[:-4] for n in names if n.endswith(".jpg")),
+        key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s),
+    )
+    for stem in stems:
+        if f"{stem}.png" not in names:
+            raise DataError(f"{NAME}: no mask {line.text}/{stem}.png for image "
+                            f"{line.text}/{stem}.jpg ({line.where}) under {root}")
+    if len(stems) < 2:
+        raise DataError(
+            f"{NAME}: class folder {line.text}/ ({line.where}) under {root} holds "
+            f"{len(stems)} image(s); an episode needs a query and another image as support"
+        )
+    return stems
+
+
+class FssEpisodes(EpisodeSampler):
+    """FSS-1000 episodes; see ``EpisodeSampler`` for sampling and ``original_query_mask``."""
+
+    name = NAME
     mask_mode = "L"  # some masks are stored as RGB
 
     def image_path(self, key: str) -> Path:
@@ -79,16 +123,16 @@ def build_fss(
     data: DataConfig, split: str, *, shots: int, episodes: int, seed: int, augment: bool
 ) -> FssEpisodes:
     """Train: ``episodes`` random pairs of the trn classes; test (val): each test (val) image once."""
-    root = check_layout("fss", data.root, split=split, splits=data.splits)
+    root = check_layout(data.root, split=split, splits=data.splits)
     folders = class_folders(root)
     if not folders:
         raise DataError(f"FSS-1000: no class folders (<class>/1.jpg, 1.png, ...) under {root}")
     index = {name: i for i, name in enumerate(folders)}
-    kind = {"train": "trn", "val": "val"}.get(split, "test")
+    kind = split_kind(split)
     lines = {ln.text: ln for ln in split_lines(root, data.splits, kind)}
     pairs = []
     for name in sorted(lines):
-        stems = fss_class_images(root, lines[name])
+        stems = class_images(root, lines[name])
         if name not in index:
             raise DataError(f"FSS-1000: split line {name!r} ({lines[name].where}) is not a class "
                             f"folder directly under {root}")
@@ -102,8 +146,8 @@ def build_fss(
 
 def all_split_lists(data: DataConfig) -> dict[str, list[str]]:
     """The three list files (``trn.txt``, ``val.txt``, ``test.txt``; val where there is one)."""
-    root = check_layout("fss", data.root, split="train", splits=data.splits)
-    check_layout("fss", data.root, split="test", splits=data.splits)
+    root = check_layout(data.root, split="train", splits=data.splits)
+    check_layout(data.root, split="test", splits=data.splits)
     lists = {}
     for kind in KINDS:
         if data.splits is None or (resolve_split_dir(data.splits, "fss") / f"{kind}.txt").is_file():

@@ -1,8 +1,8 @@
-"""What the real-benchmark loaders share: episode sampling over (image, class) pairs and reading.
+"""The episode sampler the readers of files share: episodes over (image, class) pairs, and reading.
 
-The subclasses (PASCAL-5i, COCO-20i, FSS-1000) only say where an image and its mask live and how
-a stored mask becomes a binary mask of one class; sampling, resizing, augmentation and the
-original-size query mask are the same for all three.
+A reader's subclass (PASCAL-5i, COCO-20i, FSS-1000) only says where an image and its mask live and
+how a stored mask becomes a binary mask of one class; sampling, resizing, augmentation and the
+original-size query mask are the same for all.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class EpisodeKeys:
     supports: tuple[str, ...]
 
 
-class RealEpisodes(Dataset[Episode]):
+class EpisodeSampler(Dataset[Episode]):
     """Episodes over (image key, class id) pairs of a benchmark's split lists.
 
     ``split`` names the lists in messages ("test lists of fold 0"). ``sampling`` says how item i

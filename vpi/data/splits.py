@@ -1,4 +1,5 @@
-"""Split lists in HSNet's format: read from ``data.splits``, or built and written beside a run.
+"""Split lists in HSNet's format: read from ``data.splits``, or built and written beside a run
+(``vpi.data.registry.write_splits``).
 
 A pair list holds one line per (image, class) pair, ``2007_000032__01``: the image stem, two
 underscores, the 1-based class label. An image with several classes appears once per class.
@@ -25,7 +26,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from vpi.config import DataConfig
 from vpi.errors import DataError
 
 
@@ -110,6 +110,14 @@ def built_pairs(items: Iterable[tuple[str, int]], where: str) -> list[Pair]:
     return [Pair(s, c, Line(format_pair(s, c), where)) for s, c in sorted(set(items))]
 
 
+def fold_list_files(split: str, fold: int) -> list[str]:
+    """The pair lists a run on ``fold`` reads: for "train" the ``trn`` lists of the three other
+    folds, else ``val/fold{fold}.txt``."""
+    if split == "train":
+        return [f"trn/fold{j}.txt" for j in range(4) if j != fold]
+    return [f"val/fold{fold}.txt"]
+
+
 def resolve_split_dir(splits: str | Path, dataset: str) -> Path:
     """``<splits>/<dataset>`` where it exists (HSNet's ``data/splits``), else ``splits`` itself."""
     folder = Path(splits).expanduser()
@@ -120,23 +128,3 @@ def resolve_split_dir(splits: str | Path, dataset: str) -> Path:
 def write_lines(path: Path, lines: Iterable[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-
-
-def write_splits(data: DataConfig, folder: str | Path) -> Path:
-    """Write every split list of ``data.dataset`` (all folds) under ``folder/<dataset>/``.
-
-    The lists are the ones the loaders use (read from ``data.splits`` or built from the
-    annotations), so ``data.splits=folder`` reproduces a run's episodes. Returns the subfolder.
-    """
-    if data.dataset == "pascal":
-        from vpi.data.pascal import all_split_lists
-    elif data.dataset == "coco":
-        from vpi.data.coco import all_split_lists
-    elif data.dataset == "fss":
-        from vpi.data.fss import all_split_lists
-    else:
-        raise ValueError(f"data.dataset {data.dataset!r} has no split lists (pascal, coco, fss)")
-    out = Path(folder).expanduser() / data.dataset
-    for name, lines in all_split_lists(data).items():
-        write_lines(out / name, lines)
-    return out

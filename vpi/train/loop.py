@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from vpi.checkpoint import read_checkpoint, save_checkpoint
 from vpi.config import Config, config_from_dict, config_to_dict
 from vpi.data import VALIDATION, build_episodes, collate_episodes
-from vpi.data.splits import write_splits
+from vpi.data.registry import write_splits
 from vpi.device import autocast, autocast_dtype, resolve_device
 from vpi.errors import ConfigError
 from vpi.eval.controls import CachedEpisodes, SwappedSupport, support_gain
