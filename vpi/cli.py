@@ -18,6 +18,7 @@ from rich.table import Table
 
 from vpi import __version__
 from vpi.config import CALIBRATION_EPISODES, GATE_EPISODES, GATE_MARGIN, MAX_BATCH, SEGMENT_BATCH
+from vpi.data.registry import dataset_help
 from vpi.errors import VpiError
 from vpi.runtime.registry import (
     BACKENDS,
@@ -119,7 +120,7 @@ def train(
     weights: Annotated[str | None, typer.Option(
         help="ImageNet weights: a torchvision state-dict file, 'imagenet' (offline cache) or 'none'."
     )] = None,
-    dataset: Annotated[str | None, typer.Option(help="builtin, pascal, coco or fss.")] = None,
+    dataset: Annotated[str | None, typer.Option(help=dataset_help() + ".")] = None,
     root: Annotated[str | None, typer.Option(help="Your copy of the dataset.")] = None,
     splits: Annotated[str | None, typer.Option(help="Folder of HSNet-format split lists.")] = None,
     fold: Annotated[int | None, typer.Option(help="Held-out fold, 0..3.")] = None,
@@ -187,7 +188,7 @@ def eval_command(
         help="k-shot rule: variance (Eq. 6), mean (Eq. 10), or both: variance,mean.")] = None,
     episodes: Annotated[int | None, typer.Option(help="Test episodes per fold.")] = None,
     seeds: Annotated[str | None, typer.Option(help="Seeds, e.g. 0,1,2,3,4 (mean ± std).")] = None,
-    dataset: Annotated[str | None, typer.Option(help="builtin, pascal, coco or fss.")] = None,
+    dataset: Annotated[str | None, typer.Option(help=dataset_help() + ".")] = None,
     root: Annotated[str | None, typer.Option(help="Your copy of the dataset.")] = None,
     splits: Annotated[str | None, typer.Option(help="Folder of HSNet-format split lists.")] = None,
     fold: Annotated[int | None, typer.Option(help="Test fold, 0..3 (default: the checkpoint's).")] = None,
@@ -360,7 +361,7 @@ def export_command(
         help="int8: query images (a file or folder) for --calibration-support (default: the "
              "support images).")] = None,
     dataset: Annotated[str | None, typer.Option(
-        help="Episodes of the gate and of calibration: builtin, pascal, coco or fss (default: the "
+        help=f"Episodes of the gate and of calibration: {dataset_help()} (default: the "
              "checkpoint's).")] = None,
     root: Annotated[str | None, typer.Option(help="Your copy of that dataset.")] = None,
     splits: Annotated[str | None, typer.Option(help="Folder of HSNet-format split lists.")] = None,
