@@ -1,10 +1,14 @@
-"""The demo page's tests share one checkpoint whose masks depend on the support."""
+"""The demo page's tests share one checkpoint whose masks depend on the support, and one server."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from demo_helpers import DemoServer, start_demo, stop_demo
 from runtime.helpers import (
     exported,  # noqa: F401  (the session's shared tiny export)
     support_reading_model,
@@ -19,3 +23,23 @@ def reading_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny preset made to read its support (runtime.helpers): masks neither empty nor full."""
     folder = tmp_path_factory.mktemp("demo-model")
     return save_checkpoint(folder / "reads.pt", support_reading_model(), get_preset("tiny"), step=0)
+
+
+@pytest.fixture(scope="session")
+def demo_server(reading_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[DemoServer]:
+    """`vpi demo` with no model argument, in a folder whose newest run is ``reading_checkpoint``;
+    VPI_DEMO_CHECKPOINT=PATH serves that checkpoint instead (the README's picture is of the demo
+    preset's)."""
+    pytest.importorskip("gradio", reason="the demo page needs the demo extra: pip install -e '.[demo]'")
+    cwd = tmp_path_factory.mktemp("demo-server")
+    chosen = os.environ.get("VPI_DEMO_CHECKPOINT")
+    if chosen:
+        checkpoint, args = Path(chosen).resolve(), [str(Path(chosen).resolve())]
+    else:
+        run = cwd / "runs" / "tiny-20260101-000000"
+        run.mkdir(parents=True)
+        checkpoint, args = Path(shutil.copy(reading_checkpoint, run / "best.pt")), []
+    server = start_demo([*args, "--device", "cpu"], cwd, checkpoint)
+    yield server
+    stop_demo(server)

@@ -1,7 +1,14 @@
-"""Inputs as the demo page holds them, built from the shipped examples."""
+"""Inputs as the demo page holds them, built from the shipped examples; `vpi demo` in a subprocess."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,3 +41,48 @@ def painted_editor(image: np.ndarray, mask: np.ndarray, *, layers: int = 1) -> d
         painted.append(layer)
     background = np.dstack([image, np.full(mask.shape, 255, np.uint8)])
     return {"background": background, "layers": painted, "composite": background}
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (the OS's pick)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class DemoServer:
+    """`vpi demo` running in a subprocess; ``lines`` is what it printed so far."""
+
+    url: str
+    checkpoint: Path
+    process: subprocess.Popen
+    lines: list[str] = field(default_factory=list)
+
+
+def start_demo(args: list[str], cwd: Path, checkpoint: Path, timeout: float = 180.0) -> DemoServer:
+    """Run `vpi demo ARGS --port P` in ``cwd`` and wait until it says it is serving."""
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "vpi", "demo", *args, "--port", str(port)],
+                               cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    server = DemoServer(f"http://127.0.0.1:{port}", checkpoint, process)
+    reader = threading.Thread(target=lambda: server.lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    deadline = time.monotonic() + timeout
+    while not any(line.startswith("serving on") for line in server.lines):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_demo(server)
+            raise RuntimeError("vpi demo did not start:\n" + "".join(server.lines))
+        time.sleep(0.2)
+    return server
+
+
+def stop_demo(server: DemoServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()

@@ -128,15 +128,18 @@ def serve_demo(
                               device=device, work_dir=work_dir)
         announce(session.open(backend)[0].reason)
         page = build_page(DemoHandlers(session))
-        announce(f"serving on http://{host}:{port} " + (
-            "(this machine only; --host 0.0.0.0 opens it to the network)" if _loopback(host) else
-            "(reachable from other machines: anyone who can reach this port can use the page)"))
         try:
-            page.launch(server_name=host, server_port=port, share=False, ssr_mode=False,
-                        quiet=True, footer_links=[], max_file_size=MAX_UPLOAD, show_error=False,
-                        allowed_paths=[work_dir, str(EXAMPLES_DIR)])
-        except OSError as exc:
-            raise VpiError(f"cannot serve on {host}:{port}: {exc}; pass another --port") from None
+            try:
+                page.launch(server_name=host, server_port=port, share=False, ssr_mode=False,
+                            quiet=True, footer_links=[], max_file_size=MAX_UPLOAD, show_error=False,
+                            allowed_paths=[work_dir, str(EXAMPLES_DIR)], prevent_thread_lock=True)
+            except OSError:  # Gradio's message names its environment variables, not our flags
+                raise VpiError(f"cannot serve on {host}:{port}: the port is taken, or the address "
+                               "is not this machine's; pass another --port or --host") from None
+            announce(f"serving on http://{host}:{port} " + (
+                "(this machine only; --host 0.0.0.0 opens it to the network)" if _loopback(host)
+                else "(reachable from other machines: anyone who reaches this port can use it)"))
+            page.block_thread()  # until Ctrl-C
         finally:
             page.close()
 
