@@ -1,5 +1,5 @@
 """The doors between layers open one way: runtime loads nothing of export, and the CLI's help,
-which reads the backend registry, loads no torch."""
+which reads the backend and dataset tables, loads no torch."""
 
 from __future__ import annotations
 
@@ -30,5 +30,5 @@ def test_runtime_imports_no_export_train_or_bench():
 
 def test_the_cli_loads_no_backend_library():
     loaded = _loaded_after("import vpi.cli")
-    assert "vpi.runtime.registry" in loaded
+    assert {"vpi.runtime.registry", "vpi.data.registry"} <= loaded
     assert not {"torch", "onnxruntime", "openvino", "tensorrt"} & loaded

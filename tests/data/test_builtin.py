@@ -1,5 +1,5 @@
-"""The built-in generated episodes: the Episode contract, folds, determinism, paired episodes that
-need the support, and hardness."""
+"""The built-in generated episodes: folds, determinism, paired episodes that need the support, and
+hardness (the Episode contract is tests/data/test_contract.py's, for every dataset)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vpi.config import Config, DataConfig
-from vpi.data import IGNORE_INDEX, Episode, build_episodes
+from vpi.data import Episode, build_episodes
 from vpi.data.builtin import (
     NUM_CLASSES,
     BuiltinEpisodes,
@@ -66,32 +66,6 @@ def test_train_split_never_yields_a_test_class(fold: int) -> None:
     seen = {train[i].class_id for i in range(len(train))}
     assert seen.isdisjoint(fold_classes(fold))
     assert len(seen) > 5  # the draw spreads over the fifteen training classes
-
-
-@pytest.mark.parametrize("shots", [1, 3])
-@pytest.mark.parametrize("augment", [False, True])
-def test_episode_contract(shots: int, augment: bool) -> None:
-    size = 64
-    episodes = _episodes(shots=shots, image_size=size, length=6, augment=augment)
-    assert len(episodes) == 6
-    for i in range(len(episodes)):
-        e = episodes[i]
-        assert e.support_images.shape == (shots, 3, size, size)
-        assert e.support_images.dtype == torch.float32
-        assert e.support_masks.shape == (shots, 1, size, size)
-        assert e.support_masks.dtype == torch.float32
-        assert e.query_image.shape == (3, size, size)
-        assert e.query_image.dtype == torch.float32
-        assert e.query_mask.shape == (size, size)
-        assert e.query_mask.dtype == torch.int64
-        for image in (e.support_images, e.query_image):
-            assert image.min() >= 0.0 and image.max() <= 1.0
-        assert set(e.support_masks.unique().tolist()) <= {0.0, 1.0}
-        allowed = {0, 1, IGNORE_INDEX} if augment else {0, 1}
-        assert set(e.query_mask.unique().tolist()) <= allowed
-        assert (e.support_masks.flatten(1).sum(1) > 0).all()
-        assert (e.query_mask == 1).any()
-        assert e.class_id in episodes.class_ids
 
 
 def test_same_arguments_give_identical_episodes() -> None:

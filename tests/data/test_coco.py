@@ -11,16 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fixtures import CROWD_ROWS, HEIGHT, WIDTH, band, make_coco, write_lines
+from fixtures import CROWD_ROWS, HEIGHT, WIDTH, band, write_lines
 
 from vpi.config import DataConfig
 from vpi.data.coco import CATEGORIES, CLASS_NAMES, CocoEpisodes, build_coco, fold_classes
 from vpi.errors import DataError
-
-
-@pytest.fixture
-def coco(tmp_path: Path) -> Path:
-    return make_coco(tmp_path / "coco")
 
 
 def _build(root: Path, split: str = "test", episodes: int = 30, **kwargs) -> CocoEpisodes:

@@ -7,17 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from fixtures import FSS_CLASSES, FSS_IMAGES, fss_foreground, make_fss, write_lines
+from fixtures import FSS_CLASSES, FSS_IMAGES, fss_foreground, write_lines
 
 from vpi.config import DataConfig
 from vpi.data import build_episodes
 from vpi.data.fss import FssEpisodes, build_fss, built_split_lists
 from vpi.errors import DataError
-
-
-@pytest.fixture
-def fss(tmp_path: Path) -> Path:
-    return make_fss(tmp_path / "FSS-1000")
 
 
 def _build(root: Path, split: str = "test", **kwargs) -> FssEpisodes:

@@ -14,7 +14,6 @@ from fixtures import (
     VOC_VAL,
     WIDTH,
     label_map,
-    make_voc,
     make_voc_splits,
     voc_fold_pairs,
     write_lines,
@@ -25,11 +24,6 @@ from vpi.config import DataConfig
 from vpi.data import IGNORE_INDEX, build_episodes
 from vpi.data.pascal import PascalEpisodes, build_pascal, fold_classes, fold_pairs
 from vpi.errors import DataError
-
-
-@pytest.fixture
-def voc(tmp_path: Path) -> Path:
-    return make_voc(tmp_path / "VOC2012")
 
 
 def _data(root: Path, **kwargs) -> DataConfig:
