@@ -30,7 +30,7 @@ from vpi.ranges import check_samples
 from vpi.runtime import find_support_pairs, load_support
 from vpi.runtime.processing import image_tensor, load_image, mask_tensor, to_original
 
-OUTPUTS = ("probability", "uncertainty")
+OUTPUTS = ("probability", "variance")  # of the ensemble's maps (vpi.graphs.SampleMaps)
 
 
 def draw_noise(samples: int, latent_dim: int, seed: int) -> np.ndarray:

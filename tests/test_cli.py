@@ -76,3 +76,24 @@ def test_eval_report_is_reproducible_and_scores_the_baselines(tiny_checkpoint, t
     assert set(model_run["per_class_iou"]) <= {"star5", "ring", "cross", "crescent", "heart"}
     assert "class-IoU per class" in done.stdout
     assert any(name in done.stdout for name in model_run["per_class_iou"])
+
+
+def test_eval_uncertainty_scores_each_map_and_writes_the_reliability_plot(tiny_checkpoint, tmp_path):
+    import json
+
+    done = vpi("eval", str(tiny_checkpoint), "--episodes", "8", "--samples", "3", "--uncertainty",
+               "--no-baselines", "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "f.png"))
+    assert done.returncode == 0, done.stderr
+    run = json.loads((tmp_path / "r.json").read_text())["runs"][0]
+    flags = run["uncertainty"]
+    assert set(flags["maps"]) == {"variance", "mutual_information", "entropy"}
+    assert flags["episodes"] == run["episodes"] == 8
+    for scores in flags["maps"].values():
+        assert set(scores["corrected_class_iou"]) == {"0.01", "0.02", "0.05", "0.1"}
+        # Correcting pixels to the truth can only help; 10% helps at least as much as 1%.
+        curve = scores["corrected_class_iou"]
+        assert run["class_iou"] - 1e-9 <= curve["0.01"] <= curve["0.1"] + 1e-9
+        assert 0.0 <= scores["pixel_error_auroc"] <= 1.0
+    assert 0.0 <= flags["ece"] <= 1.0
+    assert "uncertainty: does each map flag the errors?" in done.stdout
+    assert (tmp_path / "f-reliability.png").stat().st_size > 1000

@@ -192,7 +192,7 @@ def _case_setup(case: str, tmp_path: Path, export: Path) -> tuple[list, str]:
     if case == "export without the batch axis":  # written before the graphs had B
         old = copy_export(export, tmp_path / "old", format_version=1)
         return (["segment", _support(support), query, "--engine-dir", old],
-                "was exported by another vpi version \\(manifest format 1, this vpi reads 2\\): "
+                "was exported by another vpi version \\(manifest format 1, this vpi reads 3\\): "
                 "export the checkpoint again with `vpi export CHECKPOINT`")
     if case == "onnx file of another vpi":
         mixed = copy_export(export, tmp_path / "mixed")

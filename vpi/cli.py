@@ -199,8 +199,13 @@ def eval_command(
     baselines: Annotated[bool, typer.Option(
         "--baselines/--no-baselines",
         help="Also score all-fg, all-bg, colour and the training-free matcher.")] = True,
+    uncertainty: Annotated[bool, typer.Option(
+        help="Also score how well the variance, mutual-information and entropy maps flag errors "
+             "and failed episodes, and the calibration (ECE).")] = False,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
-    plot: Annotated[Path | None, typer.Option(help="PNG of class-IoU against L (Fig. 3).")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        help="PNG of class-IoU against L (Fig. 3); with --uncertainty, also the reliability "
+             "diagram beside it (NAME-reliability.png).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     config_file: ConfigFile = None,
     sets: Sets = None,
@@ -228,7 +233,7 @@ def eval_command(
         if samples else None,
         aggregations=parse_choice_list(aggregation, name="--aggregation", choices=AGGREGATIONS)
         if aggregation else None,
-        compare=compare or (), baselines=baselines, device=device,
+        compare=compare or (), baselines=baselines, uncertainty=uncertainty, device=device,
     )
     if json_path is not None:
         _write_json(json_path, report)
@@ -238,6 +243,12 @@ def eval_command(
 
         plot_iou_against_samples(report, plot)
         console.print(f"plot: {plot}")
+        if uncertainty:
+            from vpi.eval.plots import plot_reliability
+
+            reliability = plot.with_name(f"{plot.stem}-reliability.png")
+            plot_reliability(report, reliability)
+            console.print(f"reliability plot: {reliability}")
 
 
 def _evaluate(checkpoints: list[Path], overrides: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -249,6 +260,10 @@ def _evaluate(checkpoints: list[Path], overrides: dict[str, Any], **kwargs: Any)
     )
     console.print(_report_table(report))
     console.print(_per_class_table(report))
+    if any("uncertainty" in run for run in report["runs"]):
+        from vpi.eval.report import uncertainty_table
+
+        console.print(uncertainty_table(report))
     from vpi.eval.controls import LOW_SUPPORT_GAIN
 
     weak = [f"{e['label']} (k={e['shots']}, L={e['samples']}): {e['support_gain']['mean']:.1f}"

@@ -27,6 +27,8 @@ PROTOTYPE_FEATURES = ("deep", "deep+mid")
 # "matching": z holds a foreground and a background prototype, and the decoder refines their
 # similarity maps, never reading raw deep features (MatchingDecoder): it carries over to photos.
 DECODERS = ("features", "matching")
+LIKELIHOOD_Z = ("prior", "posterior", "both")  # ModelConfig.likelihood_z
+LIKELIHOOD_RULES = ("mean", "best", "mixture")  # ModelConfig.likelihood_rule
 ENCODER_DEPTHS = ("full", "mid")  # "mid" ends the encoder before its last stage (build_backbone)
 DATASETS = ("builtin", "pascal", "coco", "fss")
 # The built-in objects' surfaces: two random colours in the class's pattern, or a crop of the
@@ -56,6 +58,14 @@ class ModelConfig:
     probabilistic: bool = True  # False: the deterministic twin of the ablation (z = mean, no KL)
     aggregation: str = "variance"  # k-shot priors: "variance" (Eq. 6) or "mean" (Eq. 10)
     likelihood_z: str = "prior"  # where z of the likelihood term is drawn in training (Eq. 4)
+    # "posterior" is the ELBO as the paper writes it, "both" adds the prior-sample term to it, so
+    # that training also decodes what test time decodes (LIKELIHOOD_Z).
+    # Prior samples per episode in the likelihood term, and how their losses combine: "mean"
+    # (each sample is scored alone, so any reaction to the noise costs), "best" (only the best
+    # sample is scored) or "mixture" (the likelihood of the mixture of the samples, as
+    # stochastic segmentation networks train; a soft "best"). LIKELIHOOD_RULES.
+    likelihood_samples: int = 1
+    likelihood_rule: str = "mean"
     # An extension beyond the paper (PANet, PFENet): the decoder also reads the cosine similarity
     # between each prototype and the query's features, projected to the latent space, per pixel.
     # False is the paper's decoder: query features concatenated with z tiled over space.
@@ -71,6 +81,9 @@ class ModelConfig:
     # skips it never reads the query's raw appearance (docs/reproduce.md, "Real photographs").
     projection: str = "learned"
     decoder_skips: bool = True
+    # Rounds of self-support matching (matching decoder): the query's confident pixels, pooled,
+    # pull the prototypes towards its own appearance before the final decision.
+    self_support: int = 0
 
 
 @dataclass(frozen=True)
@@ -143,14 +156,17 @@ def validate(config: Config) -> None:
     m, d, t, e = config.model, config.data, config.train, config.eval
     _choice("model.backbone", m.backbone, BACKBONES)
     _choice("model.aggregation", m.aggregation, AGGREGATIONS)
-    _choice("model.likelihood_z", m.likelihood_z, ("prior", "posterior"))
+    _choice("model.likelihood_z", m.likelihood_z, LIKELIHOOD_Z)
+    _choice("model.likelihood_rule", m.likelihood_rule, LIKELIHOOD_RULES)
+    _range("model.likelihood_samples", m.likelihood_samples, 1, MAX_SAMPLES)
     _choice("model.prototype_features", m.prototype_features, PROTOTYPE_FEATURES)
     _choice("model.encoder_depth", m.encoder_depth, ENCODER_DEPTHS)
     _choice("model.decoder", m.decoder, DECODERS)
     _choice("model.projection", m.projection, ("learned", "identity"))
-    if m.decoder != "matching" and (m.projection != "learned" or not m.decoder_skips):
-        raise ConfigError("model.projection and model.decoder_skips are options of "
-                          "model.decoder 'matching'")
+    if m.decoder != "matching" and (m.projection != "learned" or not m.decoder_skips
+                                    or m.self_support):
+        raise ConfigError("model.projection, model.decoder_skips and model.self_support are "
+                          "options of model.decoder 'matching'")
     if m.decoder == "matching" and m.similarity_map:
         raise ConfigError("model.similarity_map is an option of model.decoder 'features'; the "
                           "matching decoder always reads its similarity maps")
@@ -161,6 +177,7 @@ def validate(config: Config) -> None:
     _choice("data.coco_split", d.coco_split, ("interleaved", "consecutive"))
     _choice("data.score_at", d.score_at, ("input", "original"))
     _range("model.latent_dim", m.latent_dim, 1, 4096)
+    _range("model.self_support", m.self_support, 0, 3)
     _range("data.fold", d.fold, 0, 3)
     _range("data.shots", d.shots, 1, MAX_SHOTS)
     _range("eval.shots", e.shots, 1, MAX_SHOTS)
@@ -331,14 +348,15 @@ PRESETS: dict[str, Config] = {
     # background prototype, compared with the query's pixels in the encoder's own ImageNet feature
     # space (projection="identity"; block 13 undilated beside block 6), and the learned part reads
     # only those similarity maps (no raw skips). Every learned thing that reads features learned
-    # what generated objects look like and lost photographs. The built-in objects wear crops of
-    # photographs and span photographs' object sizes. The encoder stays frozen.
+    # what generated objects look like and lost photographs. A round of self-support matching
+    # pulls the prototypes towards the query's own confident pixels. The built-in objects wear
+    # crops of photographs and span photographs' object sizes. The encoder stays frozen.
     "demo": Config(
         name="demo",
         model=ModelConfig(backbone="mobilenet_v2", encoder_depth="mid", weights="imagenet",
                           decoder="matching", dilated=False, projection="identity",
                           decoder_skips=False, prototype_features="deep+mid", latent_dim=256,
-                          initial_logvar=-6.0),
+                          initial_logvar=-6.0, self_support=1),
         data=DataConfig(image_size=128, surfaces="photo", object_sizes=(0.35, 0.95)),
         train=TrainConfig(steps=1000, batch_size=8, lr_backbone=0.0, lr_head=2e-3,
                           lr_schedule="cosine", dice_weight=1.0, eval_every=250, eval_episodes=100),

@@ -11,7 +11,7 @@ This module imports nothing of vpi but the config, so the model, export and runt
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -20,7 +20,47 @@ from vpi.config import MAX_BATCH, MAX_SAMPLES, MAX_SHOTS, Config
 PRIOR_INPUTS = ("support_images", "support_masks")
 PRIOR_OUTPUTS = ("prior_mean", "prior_variance")
 DECODER_INPUTS = ("query_image", "prototypes")
-DECODER_OUTPUTS = ("probability", "uncertainty")
+
+
+class SampleMaps(NamedTuple):
+    """What the decoder graph returns for B queries, (B, H, W) each, fp32, from its L maps.
+
+    ``probability`` is Eq. 5's mean. The three uncertainty maps differ in what they flag
+    (docs/reproduce.md, "Uncertainty"): ``variance`` of the L maps and ``mutual_information``
+    (the entropy of the mean minus the mean entropy of the samples, in nats) measure only how much
+    the samples disagree, and are zero at L = 1 or for the deterministic twin; ``entropy`` of the
+    mean (nats, up to ln 2) is also high where every sample is unsure, and one pass gives it.
+    """
+
+    probability: torch.Tensor
+    variance: torch.Tensor
+    entropy: torch.Tensor
+    mutual_information: torch.Tensor
+
+
+DECODER_OUTPUTS = SampleMaps._fields
+PROBABILITY_EPS = 1e-6  # keeps log(p) finite where a sample is certain
+
+
+def binary_entropy(probability: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of a Bernoulli(p), elementwise."""
+    p = probability.clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS)
+    return -(p * p.log() + (1 - p) * (1 - p).log())
+
+
+def summarise_samples(probs: torch.Tensor) -> SampleMaps:
+    """L foreground-probability maps per query (B, L, H, W) -> their ``SampleMaps``, in fp32.
+
+    The one place these maps are computed: the model's ``predict``, the decoder graph of every
+    backend and the Triton ensemble all call it, so each backend ships the same maps.
+    """
+    probs = probs.float()
+    mean = probs.mean(1)
+    entropy = binary_entropy(mean)
+    return SampleMaps(mean, probs.var(1, unbiased=False), entropy,
+                      (entropy - binary_entropy(probs).mean(1)).clamp(min=0.0))
+
+
 GRAPH_FILES = {
     "prior_encoder": "prior_encoder.onnx",
     "segmentation_decoder": "segmentation_decoder.onnx",

@@ -17,7 +17,8 @@ from vpi.io import atomic_write_text
 
 FORMAT = "vpi-export"
 # 2: both graphs lead with a batch axis B (1 had none), and the decoder's maps are (B, H, W).
-FORMAT_VERSION = 2
+# 3: the decoder returns the variance, entropy and mutual-information maps (2: "uncertainty").
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 
 

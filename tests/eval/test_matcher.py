@@ -46,15 +46,15 @@ def test_matcher_segments_the_object_its_support_shows() -> None:
     support = _scene(BLUE, RED)[None, None]  # the same two colours, in the other places
     mask = torch.zeros(1, 1, 1, 32, 32)
     mask[..., 8:16, 20:30] = 1  # the red square
-    probability, variance = matcher.predict(support, mask, query)
+    probability, variance, _, information = matcher.predict(support, mask, query)
     foreground = probability[0] > 0.5
     assert foreground[8:16, 2:12].all()  # the red square of the query
     assert not foreground[8:16, 20:30].any() and not foreground[:8].any()  # blue, grey
-    assert torch.equal(variance, torch.zeros_like(variance))
+    assert not variance.any() and not information.any()  # one sample: nothing disagrees
     # The other support mask (the blue square) picks the other object of the same query.
     blue_mask = torch.zeros_like(mask)
     blue_mask[..., 8:16, 2:12] = 1
-    swapped, _ = matcher.predict(support, blue_mask, query)
+    swapped = matcher.predict(support, blue_mask, query).probability
     assert (swapped[0, 8:16, 20:30] > 0.5).all() and not (swapped[0, 8:16, 2:12] > 0.5).any()
 
 
@@ -63,7 +63,7 @@ def test_matcher_averages_shots() -> None:
     support = torch.stack([_scene(RED, BLUE), _scene(RED, GREY)])[None]
     masks = torch.zeros(1, 2, 1, 32, 32)
     masks[..., 8:16, 2:12] = 1
-    probability, _ = matcher.predict(support, masks, _scene(BLUE, RED)[None])
+    probability = matcher.predict(support, masks, _scene(BLUE, RED)[None]).probability
     assert (probability[0, 8:16, 20:30] > 0.5).all() and not (probability[0, 8:16, 2:12] > 0.5).any()
 
 
@@ -95,7 +95,7 @@ def _mobilenet_checkpoint(tmp_path: Path, **data: object) -> Path:
     except ConfigError as exc:
         pytest.skip(f"MobileNetV2 ImageNet weights not installed: {exc}")
     config = apply_overrides(get_preset("demo"), {
-        "model": {"decoder": "features", "projection": "learned", "decoder_skips": True,
+        "model": {"decoder": "features", "projection": "learned", "decoder_skips": True, "self_support": 0,
                   "latent_dim": 16, "decoder_channels": [8, 8, 8]},
         "data": {"image_size": 64, **data}, "eval": {"episodes": 8, "samples": 2}})
     torch.manual_seed(0)

@@ -40,12 +40,13 @@ def test_decoder_graph_is_eq5_of_predict(tiny_model):
     with torch.no_grad():
         mean, var = tiny_model.prior(images, masks)
         z = tiny_model.prototypes(mean, var, 6, torch.Generator().manual_seed(2))
-        prob, unc = SegmentationDecoderGraph(tiny_model)(query, z)
-        ref_prob, ref_unc = tiny_model.predict(images, masks, query, samples=6,
-                                               generator=torch.Generator().manual_seed(2))
-    assert prob.shape == unc.shape == (1, 64, 64)
-    torch.testing.assert_close(prob, ref_prob)
-    torch.testing.assert_close(unc, ref_unc)
+        maps = SegmentationDecoderGraph(tiny_model)(query, z)
+        reference = tiny_model.predict(images, masks, query, samples=6,
+                                       generator=torch.Generator().manual_seed(2))
+    assert len(maps) == len(reference) == 4
+    for got, expected in zip(maps, reference, strict=True):
+        assert got.shape == (1, 64, 64)
+        torch.testing.assert_close(got, expected)
 
 
 def test_each_item_of_a_batch_gets_its_own_answer(tiny_model):
@@ -56,7 +57,7 @@ def test_each_item_of_a_batch_gets_its_own_answer(tiny_model):
     with torch.no_grad():
         mean, var = prior(images, masks)
         z = mean[:, None] + torch.randn(3, 5, 16) * var[:, None].sqrt()
-        prob, unc = decoder(query, z)
+        prob, unc, *_ = decoder(query, z)
         for i in range(3):
             alone = prior(images[i:i + 1], masks[i:i + 1])
             torch.testing.assert_close(mean[i:i + 1], alone[0], atol=1e-6, rtol=0)
@@ -74,7 +75,7 @@ def test_batched_decoder_equals_the_average_of_single_passes(tiny_model):
     query = torch.rand(1, 3, 64, 64)
     z = torch.randn(1, 10, 16) * 3
     with torch.no_grad():
-        prob, unc = graph(query, z)
+        prob, unc, *_ = graph(query, z)
         singles = torch.cat([graph(query, z[:, i: i + 1])[0] for i in range(10)])
     torch.testing.assert_close(prob[0], singles.mean(0), atol=1e-6, rtol=0)
     torch.testing.assert_close(unc[0], singles.var(0, unbiased=False), atol=1e-7, rtol=0)

@@ -122,12 +122,13 @@ def test_manifest_and_version_checks(tmp_path):
     (tmp_path / "manifest.json").write_text('{"format": "other"}')
     with pytest.raises(BackendError, match="is not a vpi export manifest"):
         read_manifest(tmp_path)
-    (tmp_path / "manifest.json").write_text(json.dumps(
-        {"format": "vpi-export", "format_version": 1, "vpi_version": __version__}))
-    with pytest.raises(BackendError, match="^export .* was exported by another vpi version "
-                                           "\\(manifest format 1, this vpi reads 2\\): export the "
-                                           "checkpoint again with `vpi export CHECKPOINT`$"):
-        read_manifest(tmp_path)
+    for old in (1, 2):  # 2: a decoder of probability and variance alone
+        (tmp_path / "manifest.json").write_text(json.dumps(
+            {"format": "vpi-export", "format_version": old, "vpi_version": __version__}))
+        with pytest.raises(BackendError, match=f"^export .* was exported by another vpi version "
+                                               f"\\(manifest format {old}, this vpi reads 3\\): export "
+                                               f"the checkpoint again with `vpi export CHECKPOINT`$"):
+            read_manifest(tmp_path)
     with pytest.raises(BackendError, match="holds no TensorRT engines: build them with"):
         engine_info({"format": "vpi-export"}, "'x'")
     assert TORCH_DTYPES["HALF"] == torch.float16 and TORCH_DTYPES["FLOAT"] == torch.float32

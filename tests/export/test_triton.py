@@ -92,7 +92,8 @@ def test_configs_parse_and_name_the_graphs_tensors(repo):
     assert {t.name: list(t.dims) for t in configs["segmentation_decoder"].input} == {
         "query_image": [3, 64, 64], "prior_mean": [16], "prior_variance": [16], "noise": [-1, 16]}
     assert {t.name: list(t.dims) for t in configs["segmentation_decoder"].output} == {
-        "probability": [64, 64], "uncertainty": [64, 64]}
+        "probability": [64, 64], "variance": [64, 64], "entropy": [64, 64],
+        "mutual_information": [64, 64]}
     assert {t.name: list(t.dims) for t in configs["prior_encoder"].input} == {
         "support_images": [-1, 3, 64, 64], "support_masks": [-1, 1, 64, 64]}
     assert {t.name: list(t.dims) for t in configs["prior_encoder"].output} == {
@@ -113,7 +114,8 @@ def test_configs_parse_and_name_the_graphs_tensors(repo):
     ensemble = configs["vpi"]
     assert ensemble.platform == "ensemble" and ensemble.max_batch_size == 16
     assert [t.name for t in ensemble.input] == ["support_images", "support_masks", "query_image", "noise"]
-    assert [t.name for t in ensemble.output] == ["probability", "uncertainty"]
+    assert [t.name for t in ensemble.output] == ["probability", "variance", "entropy",
+                                                 "mutual_information"]
     steps = ensemble.ensemble_scheduling.step
     assert [s.model_name for s in steps] == ["request_validator", "prior_encoder", "segmentation_decoder"]
     assert dict(steps[0].output_map) == {name: f"checked_{name}" for name in checked}
@@ -205,7 +207,10 @@ def test_ensemble_gives_the_runtime_answer_for_the_same_noise(checkpoint, repo, 
         assert torch.equal(prior.mean + noise * prior.variance.sqrt(),
                            segmenter.prototypes(prior, samples, seed))
         out = run_ensemble(repo, arrays)
-        probability, uncertainty = client.maps_at(query.shape[:2], out["probability"], out["uncertainty"])
+        probability, uncertainty = client.maps_at(query.shape[:2], out["probability"], out["variance"])
+        entropy = client.maps_at(query.shape[:2], out["entropy"], out["mutual_information"])
+        assert np.abs(entropy[0] - expected.entropy).max() < 1e-4
+        assert np.abs(entropy[1] - expected.mutual_information).max() < 1e-4
         assert probability.shape == (50, 70)
         error = np.abs(probability - expected.probability).max()
         assert error < 1e-4 and np.abs(uncertainty - expected.uncertainty).max() < 1e-4
@@ -392,7 +397,7 @@ def test_client_end_to_end_with_a_stand_in_server(checkpoint, repo, client, monk
                                for t in ensemble.input]}
 
         def infer(self, model: str, inputs: list, outputs: list, client_timeout: float) -> SimpleNamespace:
-            assert [o.name() for o in outputs] == ["probability", "uncertainty"] and client_timeout == 60.0
+            assert [o.name() for o in outputs] == ["probability", "variance"] and client_timeout == 60.0
             arrays = {i.name(): np.frombuffer(i._get_content(), np.float32).reshape(i.shape())
                       for i in inputs}  # what the server would decode
             return SimpleNamespace(as_numpy=run_ensemble(repo, arrays).__getitem__)

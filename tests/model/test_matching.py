@@ -31,10 +31,10 @@ def _batch():
 def test_untrained_matching_model_decides_as_the_matcher() -> None:
     model = _model(probabilistic=False)  # z = the prior mean: the matcher's own prototypes
     batch = _batch()
-    probability, _ = model.predict(batch.support_images, batch.support_masks, batch.query_image,
-                                   samples=2, generator=torch.Generator().manual_seed(0))
+    probability = model.predict(batch.support_images, batch.support_masks, batch.query_image,
+                                samples=2, generator=torch.Generator().manual_seed(0)).probability
     matcher = PrototypeMatcher(model.encoder)
-    expected, _ = matcher.predict(batch.support_images, batch.support_masks, batch.query_image)
+    expected = matcher.predict(batch.support_images, batch.support_masks, batch.query_image).probability
     # Same encoder, same prototypes, same rule; only the upsampling path differs (the model
     # upsamples its logits in two steps), which can flip a pixel where both are nearly equal.
     agree = ((probability > 0.5) == (expected > 0.5)).float().mean()
@@ -78,7 +78,9 @@ def test_loss_trains_the_correction_and_leaves_the_encoder_alone() -> None:
     [({"latent_dim": 47, "projection": "learned"}, "must be even"),
      ({"latent_dim": 40}, "latent_dim must be 48"),
      ({"decoder": "features", "decoder_skips": False}, "options of model.decoder 'matching'"),
-     ({"projection": "frozen"}, "model.projection is 'frozen'")],
+     ({"projection": "frozen"}, "model.projection is 'frozen'"),
+     ({"decoder": "features", "self_support": 1}, "options of model.decoder 'matching'"),
+     ({"self_support": 4}, "model.self_support is 4")],
 )
 def test_bad_matching_options_are_one_clear_error(model: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -92,6 +94,38 @@ def test_matching_decoder_exports_shapes_with_and_without_skips(skips: bool) -> 
     features = model.encoder(batch.query_image)
     z = torch.randn(4, 3, 48)
     assert model.decode(features, z, (64, 64)).shape == (4, 3, 64, 64)
+
+
+def test_self_support_pulls_the_prototypes_towards_the_query() -> None:
+    """The support's foreground prototype is off (a lighter red than the query's object); pooling
+    the query's confident pixels moves it towards the query's own red, and the background too."""
+    from vpi.model.nets import SELF_SUPPORT, _self_supported
+
+    keys = torch.zeros(1, 2, 4, 4)
+    keys[:, 0, :, :2] = 1.0  # left half: the object, along channel 0
+    keys[:, 1, :, 2:] = 1.0  # right half: the background, along channel 1
+    z = torch.tensor([[[1.0, 1.0, -0.2, 1.0]]])  # fg half-way between; bg tilted
+    logits = torch.full((1, 1, 4, 4), -10.0)
+    logits[..., :2] = 10.0  # confident: the object on the left
+    moved = _self_supported(z, keys, logits)
+    weight_fg, weight_bg = SELF_SUPPORT["foreground"][1], SELF_SUPPORT["background"][1]
+    fg, bg = torch.nn.functional.normalize(z.view(2, 2), dim=-1)
+    torch.testing.assert_close(moved[0, 0, :2], (1 - weight_fg) * fg + weight_fg * torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(moved[0, 0, 2:], (1 - weight_bg) * bg + weight_bg * torch.tensor([0.0, 1.0]))
+    # Nothing confident: the prototypes stay as they were (unit length).
+    unsure = _self_supported(z, keys, torch.zeros(1, 1, 4, 4))
+    torch.testing.assert_close(unsure[0, 0], torch.cat([fg, bg]))
+
+
+def test_self_support_round_changes_the_decision_but_not_the_shapes() -> None:
+    plain, supported = _model(), _model(self_support=1)
+    supported.load_state_dict(plain.state_dict())
+    batch = _batch()
+    args = (batch.support_images, batch.support_masks, batch.query_image)
+    first = plain.predict(*args, samples=2, generator=torch.Generator().manual_seed(0))
+    second = supported.predict(*args, samples=2, generator=torch.Generator().manual_seed(0))
+    assert first.probability.shape == second.probability.shape == (4, 64, 64)
+    assert float((first.probability - second.probability).abs().max()) > 1e-3
 
 
 def test_undilated_encoder_keeps_imagenet_strides() -> None:

@@ -1,4 +1,5 @@
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -21,10 +22,14 @@ def _batch(batch=2, shots=3, size=64):
 
 def test_predict_shapes_and_ranges(tiny_model):
     b = _batch()
-    prob, var = tiny_model.predict(b.support_images, b.support_masks, b.query_image, samples=5)
-    assert prob.shape == var.shape == (2, 64, 64)
+    prob, var, entropy, information = tiny_model.predict(b.support_images, b.support_masks,
+                                                         b.query_image, samples=5)
+    assert prob.shape == var.shape == entropy.shape == information.shape == (2, 64, 64)
     assert 0 <= prob.min() and prob.max() <= 1
     assert var.min() >= 0 and var.max() > 0  # distinct samples disagree somewhere
+    assert information.min() >= 0 and information.max() > 0
+    # The mean's entropy bounds the samples' disagreement: I = H(mean) - mean H(sample) <= H(mean)
+    assert (information <= entropy + 1e-6).all() and entropy.max() <= math.log(2) + 1e-6
 
 
 def test_batched_decoding_equals_one_sample_at_a_time(tiny_model):
@@ -82,8 +87,9 @@ def test_deterministic_twin_has_no_kl_and_no_sampling(tiny_config):
     config = dataclasses.replace(tiny_config.model, probabilistic=False)
     model = VPIModel(config).eval()
     b = _batch()
-    prob, var = model.predict(b.support_images, b.support_masks, b.query_image, samples=6)
-    assert torch.count_nonzero(var) == 0
+    maps = model.predict(b.support_images, b.support_masks, b.query_image, samples=6)
+    assert torch.count_nonzero(maps.variance) == 0 and maps.mutual_information.max() <= 1e-6
+    assert maps.entropy.max() > 0  # a single pass still says where it is unsure
     model.train()
     assert model(b)["kl"].item() == 0.0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -92,15 +94,20 @@ class TestRunner:
     def test_decoder_matches_eager(self, case, reference, samples):
         runner, tolerance = case
         query, z = _decoder_inputs(reference, samples)
-        prob, unc = runner.run_decoder(query, z)
-        ref_prob, ref_unc = reference.run_decoder(query, z)
-        assert prob.shape == unc.shape == (1, 64, 64)
-        assert 0.0 <= float(prob.min()) and float(prob.max()) <= 1.0
-        assert 0.0 <= float(unc.min()) and float(unc.max()) <= 0.25
-        assert float((prob - ref_prob).abs().max()) <= tolerance
-        assert float((unc - ref_unc).abs().max()) <= tolerance
-        if samples == 1:
-            assert float(unc.abs().max()) == 0.0
+        maps = runner.run_decoder(query, z)
+        reference_maps = reference.run_decoder(query, z)
+        assert maps._fields == ("probability", "variance", "entropy", "mutual_information")
+        for name, got, expected in zip(maps._fields, maps, reference_maps, strict=True):
+            assert got.shape == (1, 64, 64), name
+            assert float((got - expected).abs().max()) <= tolerance, name
+        upper = {"probability": 1.0, "variance": 0.25, "entropy": math.log(2),
+                 "mutual_information": math.log(2)}
+        for name, got in maps._asdict().items():
+            assert 0.0 <= float(got.min()) and float(got.max()) <= upper[name] + 1e-6, name
+        assert float(maps.entropy.max()) > 0.01  # a tiny untrained model is unsure somewhere
+        if samples == 1:  # one sample cannot disagree with itself
+            assert float(maps.variance.abs().max()) == 0.0
+            assert float(maps.mutual_information.max()) <= 1e-5
 
     def test_a_batch_equals_its_items_one_by_one(self, case, reference):
         """B = 3 support sets and queries in one call each: every item gets the answer eager
@@ -110,27 +117,38 @@ class TestRunner:
         mean, var = runner.run_prior(images, masks)
         assert mean.shape == var.shape == (3, 16)
         query, z = _decoder_inputs(reference, 4, batch=3)
-        prob, unc = runner.run_decoder(query, z)
-        assert prob.shape == unc.shape == (3, 64, 64)
+        prob, unc, entropy, information = runner.run_decoder(query, z)
+        assert prob.shape == unc.shape == entropy.shape == information.shape == (3, 64, 64)
         for i in range(3):
             ref_mean, ref_var = reference.run_prior(images[i:i + 1], masks[i:i + 1])
             scale = max(1.0, float(ref_var.abs().max()))
             assert float((mean[i] - ref_mean[0]).abs().max()) <= tolerance
             assert float((var[i] - ref_var[0]).abs().max()) / scale <= tolerance
-            ref_prob, ref_unc = reference.run_decoder(query[i:i + 1], z[i:i + 1])
+            ref_prob, ref_unc, ref_entropy, ref_information = reference.run_decoder(
+                query[i:i + 1], z[i:i + 1])
             assert float((prob[i] - ref_prob[0]).abs().max()) <= tolerance
             assert float((unc[i] - ref_unc[0]).abs().max()) <= tolerance
+            assert float((entropy[i] - ref_entropy[0]).abs().max()) <= tolerance
+            assert float((information[i] - ref_information[0]).abs().max()) <= tolerance
         assert float((mean[0] - mean[1]).abs().max()) > 1e-3
         assert float((prob[0] - prob[1]).abs().max()) > 1e-3
 
     def test_batched_equals_looped(self, case, reference):
         runner, tolerance = case
         query, z = _decoder_inputs(reference, 6)
-        prob, unc = runner.run_decoder(query, z)
-        singles = torch.cat([runner.run_decoder(query, z[:, i: i + 1])[0] for i in range(6)])
-        torch.testing.assert_close(prob[0], singles.mean(0), atol=max(tolerance, 1e-6), rtol=0)
-        torch.testing.assert_close(unc[0], singles.var(0, unbiased=False),
-                                   atol=max(tolerance, 1e-6), rtol=0)
+        maps = runner.run_decoder(query, z)
+        singles = torch.cat([runner.run_decoder(query, z[:, i: i + 1]).probability
+                             for i in range(6)])
+        atol = max(tolerance, 1e-6)
+        torch.testing.assert_close(maps.probability[0], singles.mean(0), atol=atol, rtol=0)
+        torch.testing.assert_close(maps.variance[0], singles.var(0, unbiased=False), atol=atol, rtol=0)
+        mean = singles.mean(0).clamp(1e-6, 1 - 1e-6)
+        entropy = -(mean * mean.log() + (1 - mean) * (1 - mean).log())
+        clamped = singles.clamp(1e-6, 1 - 1e-6)
+        expected_entropy = -(clamped * clamped.log() + (1 - clamped) * (1 - clamped).log()).mean(0)
+        torch.testing.assert_close(maps.entropy[0], entropy, atol=10 * atol, rtol=0)
+        torch.testing.assert_close(maps.mutual_information[0],
+                                   (entropy - expected_entropy).clamp(min=0), atol=10 * atol, rtol=0)
 
     def test_odd_sizes_come_back_at_the_query_size(self, case):
         runner, _ = case
@@ -139,7 +157,8 @@ class TestRunner:
         prior = segmenter.encode_support([p[0] for p in pairs], [p[1] for p in pairs])
         query = blob_pair(3, 45, 71)[0]
         result = segmenter.segment(query, prior, samples=3, seed=0)
-        for array in (result.probability, result.mask, result.uncertainty):
+        for array in (result.probability, result.mask, result.uncertainty, result.entropy,
+                      result.mutual_information):
             assert array.shape == (45, 71)
         assert result.mask.dtype == bool and result.samples == 3
 

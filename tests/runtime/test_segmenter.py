@@ -65,12 +65,14 @@ def test_segment_is_eq5_of_the_model_and_reproducible():
     def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
 
-    mean, var = model.predict(
+    mean, var, entropy, information = model.predict(
         torch.stack([tensor(i) for i in images])[None],
         torch.stack([torch.from_numpy(m).float()[None] for m in masks])[None],
         tensor(query)[None], samples=6, generator=torch.Generator().manual_seed(5))
     np.testing.assert_allclose(result.probability, mean[0].numpy(), atol=1e-6, rtol=0)
     np.testing.assert_allclose(result.uncertainty, var[0].numpy(), atol=1e-7, rtol=0)
+    np.testing.assert_allclose(result.entropy, entropy[0].numpy(), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(result.mutual_information, information[0].numpy(), atol=1e-6, rtol=0)
     np.testing.assert_array_equal(result.mask, result.probability > 0.5)
     assert set(result.timings_ms) == {"preprocess", "decode", "postprocess"}
 

@@ -61,3 +61,9 @@ def test_two_process_run_matches_one_process_and_resumes(tiny_config, tmp_path):
     _torchrun("--resume", str(resumed_run))
     assert read_checkpoint(resumed_run / "last.pt")["step"] == 6
     _assert_same_weights(single.last_checkpoint, resumed_run / "last.pt")
+
+
+def test_more_samples_of_episode_noise_keep_the_first():
+    one, three = episode_noise([5, 6], 4, seed=1), episode_noise([5, 6], 4, seed=1, samples=3)
+    assert one.shape == (2, 1, 4) and three.shape == (2, 3, 4)
+    assert torch.equal(three[:, :1], one) and not torch.equal(three[:, 1], three[:, 2])

@@ -45,7 +45,7 @@ def score_builtin(
             noise.zero_()  # the deterministic twin decodes its prior mean
         prototypes = reparameterise(mean, variance, noise)
         for L, accumulator in accumulators.items():
-            probability, _ = runner.run_decoder(episode.query_image[None], prototypes[None, :L])
+            probability = runner.run_decoder(episode.query_image[None], prototypes[None, :L]).probability
             accumulator.update(probability > threshold, episode.query_mask[None], [episode.class_id])
     results = []
     for L, accumulator in accumulators.items():

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 
 from vpi.bench.timing import Clock, PeakMemory, summarize
-from vpi.graphs import GraphSpec, reparameterise
+from vpi.graphs import GraphSpec, SampleMaps, reparameterise, summarise_samples
 from vpi.runtime.base import Runner
 
-Decode = Callable[[Runner, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+Decode = Callable[[Runner, torch.Tensor, torch.Tensor], SampleMaps]
 Cell = tuple[int, str, int]  # L, mode, B
 
 
@@ -53,19 +53,17 @@ class InputStream:
         return images, masks, query, noise
 
 
-def decode_batched(runner: Runner, query: torch.Tensor, prototypes: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_batched(runner: Runner, query: torch.Tensor, prototypes: torch.Tensor) -> SampleMaps:
     """One decoder pass over all L prototypes (B, L, D): each query is encoded once."""
     return runner.run_decoder(query, prototypes)
 
 
-def decode_looped(runner: Runner, query: torch.Tensor, prototypes: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """L decoder passes with one prototype each, then the mean and population variance of the L
-    probability maps: the same result as ``decode_batched``, at the naive cost."""
-    maps = torch.stack([runner.run_decoder(query, prototypes[:, i:i + 1])[0]
+def decode_looped(runner: Runner, query: torch.Tensor, prototypes: torch.Tensor) -> SampleMaps:
+    """L decoder passes with one prototype each, then the maps over the L probability maps: the
+    same result as ``decode_batched``, at the naive cost."""
+    maps = torch.stack([runner.run_decoder(query, prototypes[:, i:i + 1]).probability
                         for i in range(prototypes.shape[1])], 1)
-    return maps.mean(1), maps.var(1, unbiased=False)
+    return summarise_samples(maps)
 
 
 DECODERS: dict[str, Decode] = {"batched": decode_batched, "looped": decode_looped}

@@ -18,12 +18,11 @@ import torch
 
 from vpi.config import Config, config_from_dict
 from vpi.errors import BackendError, ConfigError, VpiError
+from vpi.graphs import SampleMaps
 from vpi.manifest import read_manifest
 from vpi.model.gaussian import draw_prototypes
 from vpi.runtime.base import Runner
 from vpi.runtime.select import open_backend
-
-Pair = tuple[torch.Tensor, torch.Tensor]
 
 
 class RunnerPredictor:
@@ -49,22 +48,22 @@ class RunnerPredictor:
         query_images: torch.Tensor,
         samples: int = 6,
         generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Supports (B, K, 3, H, W), masks (B, K, 1, H, W), queries (B, 3, H, W) -> mean probability
-        and its variance over the L samples, (B, H, W) each, as ``VPIModel.predict`` returns."""
+    ) -> SampleMaps:
+        """Supports (B, K, 3, H, W), masks (B, K, 1, H, W), queries (B, 3, H, W) -> the mean
+        probability and uncertainty maps over the L samples, as ``VPIModel.predict`` returns."""
         mean, variance = self._in_batches(self.runner.run_prior, support_images, support_masks)
         probabilistic = self.runner.spec.probabilistic
         z = draw_prototypes(mean, variance, samples if probabilistic else 1, generator, probabilistic)
-        return self._in_batches(self.runner.run_decoder, query_images, z)
+        return SampleMaps(*self._in_batches(self.runner.run_decoder, query_images, z))
 
     def _in_batches(
-        self, run: Callable[[torch.Tensor, torch.Tensor], Pair], first: torch.Tensor,
-        second: torch.Tensor,
-    ) -> Pair:
+        self, run: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]],
+        first: torch.Tensor, second: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
         """``run`` on the items in calls of at most the graphs' B, its answers joined again."""
         size = self.runner.spec.max_batch
         answers = [run(first[i:i + size], second[i:i + size]) for i in range(0, len(first), size)]
-        return torch.cat([a for a, _ in answers]), torch.cat([b for _, b in answers])
+        return tuple(torch.cat(parts) for parts in zip(*answers, strict=True))
 
 
 def open_engine(

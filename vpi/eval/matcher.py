@@ -19,6 +19,7 @@ from torch import nn
 
 from vpi.config import ModelConfig
 from vpi.errors import ConfigError
+from vpi.graphs import SampleMaps, summarise_samples
 from vpi.model.backbone import Backbone, build_backbone
 from vpi.model.gaussian import masked_average_pool
 from vpi.model.nets import prototype_similarity
@@ -45,10 +46,10 @@ class PrototypeMatcher(nn.Module):
         query_images: torch.Tensor,
         samples: int = 1,
         generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Supports (B, K, 3, H, W), masks (B, K, 1, H, W), queries (B, 3, H, W) -> foreground
-        probability and a zero variance, (B, H, W) each; ``samples`` and ``generator`` are
-        ignored (nothing is sampled)."""
+    ) -> SampleMaps:
+        """Supports (B, K, 3, H, W), masks (B, K, 1, H, W), queries (B, 3, H, W) -> the maps of
+        one deterministic sample, (B, H, W) each; ``samples`` and ``generator`` are ignored
+        (nothing is sampled)."""
         batch, shots = support_images.shape[:2]
         support = self.encoder(support_images.flatten(0, 1)).deep
         masks = support_masks.flatten(0, 1)
@@ -59,8 +60,7 @@ class PrototypeMatcher(nn.Module):
         difference = similarity[:, :1] - similarity[:, 1:]  # (B, 1, h, w)
         logits = F.interpolate(difference, size=query_images.shape[-2:], mode="bilinear",
                                align_corners=False)[:, 0]
-        probability = torch.sigmoid(SCALE * logits)
-        return probability, torch.zeros_like(probability)
+        return summarise_samples(torch.sigmoid(SCALE * logits)[:, None])
 
 
 def build_matcher(config: ModelConfig, device: torch.device | str = "cpu") -> PrototypeMatcher:

@@ -1,4 +1,4 @@
-"""Figures: class-IoU against the number of samples L (the paper's Fig. 3, right)."""
+"""Figures: class-IoU against the number of samples L (the paper's Fig. 3, right), reliability."""
 
 from __future__ import annotations
 
@@ -62,3 +62,30 @@ def save_figure(fig: Any, path: str | Path) -> Path:
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return path
+
+
+def plot_reliability(report: dict[str, Any], path: str | Path) -> Path:
+    """Observed foreground frequency against the mean probability, per bin, for every model run
+    that ``vpi eval --uncertainty`` scored; the diagonal is perfect calibration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4), dpi=120)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
+    for run in report["runs"]:
+        if "uncertainty" not in run:
+            continue
+        curve = run["uncertainty"]["reliability"]
+        points = [(p, f) for p, f in zip(curve["mean_probability"], curve["foreground_frequency"],
+                                          strict=True) if p is not None]
+        ax.plot([p for p, _ in points], [f for _, f in points], marker="o", markersize=3,
+                label=f"{run['label']} k={run['shots']} L={run['samples']} "
+                      f"(ECE {run['uncertainty']['ece']:.3f})")
+    ax.set_xlabel("mean foreground probability")
+    ax.set_ylabel("foreground frequency")
+    ax.set_title(f"{report['settings']['dataset']} · reliability", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    return save_figure(fig, path)

@@ -48,6 +48,7 @@ def run_evaluation(
     aggregations: Sequence[str] | None = None,
     compare: Sequence[str | Path] = (),
     baselines: bool = True,
+    uncertainty: bool = False,
     device: str = "auto",
     announce: Announce | None = None,
 ) -> dict[str, Any]:
@@ -61,7 +62,8 @@ def run_evaluation(
     ``overrides`` is a nested dict laid over each checkpoint's config; out-of-range values fail
     before any work, with the field named. With ``baselines``, the training-free matcher runs on
     the first model's encoder; where it cannot (no ImageNet weights at hand) the report's
-    ``matcher_skipped`` says why.
+    ``matcher_skipped`` says why. With ``uncertainty``, each model run also records how well
+    its uncertainty maps flag its errors (``vpi.eval.uncertainty``).
     """
     if engine_dir is not None and checkpoints:
         raise ConfigError("give checkpoints or an export folder (--engine-dir), not both")
@@ -113,7 +115,7 @@ def run_evaluation(
             metrics = evaluate_model(
                 model, dataset, samples=L, seed=seed, threshold=config.eval.threshold,
                 aggregation=rule, score_at=config.data.score_at, device=score_device,
-                num_workers=config.data.num_workers,
+                num_workers=config.data.num_workers, uncertainty=uncertainty,
             )
             names = dataset.class_names
             runs.append(_run_record(label, path, grid_config, seed, metrics, names))
@@ -271,6 +273,7 @@ def _run_record(
         **controls,
         "per_class_iou": {class_names.get(k, str(k)): v
                           for k, v in metrics["per_class_iou"].items()},
+        **({"uncertainty": metrics["uncertainty"]} if "uncertainty" in metrics else {}),
     }
 
 

@@ -20,6 +20,8 @@ from torch.utils.data import DataLoader, Dataset
 from vpi.data.episode import Episode, EpisodeBatch, collate_episodes
 from vpi.eval.baselines import BASELINES
 from vpi.eval.controls import SwappedSupport, support_gain
+from vpi.eval.uncertainty import UncertaintyAccumulator
+from vpi.graphs import SampleMaps
 from vpi.metrics import IoUAccumulator
 from vpi.model import VPIModel
 
@@ -33,7 +35,7 @@ class EnginePredictor(Protocol):
     def predict(
         self, support_images: torch.Tensor, support_masks: torch.Tensor,
         query_images: torch.Tensor, samples: int = 6, generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+    ) -> SampleMaps: ...
 
     def check_aggregation(self, rule: str | None) -> None: ...
 
@@ -56,11 +58,20 @@ def iterate_batches(
         start += count
 
 
-def evaluate_model(model: Predictor, dataset: Dataset[Episode], **kwargs: Any) -> dict[str, Any]:
+def evaluate_model(
+    model: Predictor, dataset: Dataset[Episode], *, uncertainty: bool = False, **kwargs: Any
+) -> dict[str, Any]:
     """Class-IoU, FB-IoU and positive IoU of ``model`` over every episode of ``dataset``, beside
     the swapped-support control (``swapped``: the same metrics) and the ``support_gain`` in
-    class-IoU points; the keyword arguments are ``score_model``'s."""
-    metrics = score_model(model, dataset, **kwargs).compute()
+    class-IoU points; with ``uncertainty``, how well its uncertainty maps flag its errors
+    (``vpi.eval.uncertainty``). The other keyword arguments are ``score_model``'s."""
+    flags = None
+    if uncertainty:
+        flags = UncertaintyAccumulator(getattr(dataset, "class_ids", ()),
+                                       kwargs.get("threshold", 0.5), kwargs.get("seed", 0))
+    metrics = score_model(model, dataset, uncertainty=flags, **kwargs).compute()
+    if flags is not None:
+        metrics["uncertainty"] = flags.compute()
     swapped = score_model(model, SwappedSupport(dataset), **kwargs).compute()
     metrics["swapped"] = {k: swapped[k] for k in ("class_iou", "fb_iou", "positive_iou")}
     metrics["support_gain"] = support_gain(metrics["class_iou"], swapped["class_iou"])
@@ -81,6 +92,7 @@ def score_model(
     batch_size: int = 8,
     num_workers: int = 0,
     progress: Progress | None = None,
+    uncertainty: UncertaintyAccumulator | None = None,
 ) -> IoUAccumulator:
     """The pooled counts of ``model`` over ``dataset`` (sum them across processes, then compute).
 
@@ -88,19 +100,22 @@ def score_model(
     an engine takes only its graph's. ``score_at="original"`` scores at the image's original size
     where the dataset provides it (``original_query_mask(i)``), as PFENet/BAM do; "input" scores
     at network resolution (HSNet). ``batch_size`` groups the noise draws, so an engine scored
-    with the model's batch size gets the model's z.
+    with the model's batch size gets the model's z. ``uncertainty`` is fed every batch's maps,
+    at network resolution.
     """
     with _scoring(model, aggregation):
         generator = torch.Generator().manual_seed(seed)
         accumulator = IoUAccumulator(getattr(dataset, "class_ids", ()))
         for indices, batch in iterate_batches(dataset, batch_size, num_workers):
             batch = batch.to(device)
-            probability, _ = model.predict(
+            maps = model.predict(
                 batch.support_images, batch.support_masks, batch.query_image,
                 samples=samples, generator=generator,
             )
-            _score(accumulator, dataset, indices, probability.float().cpu(), batch, threshold,
+            _score(accumulator, dataset, indices, maps.probability.float().cpu(), batch, threshold,
                    score_at)
+            if uncertainty is not None:
+                uncertainty.update(maps, batch.query_mask, batch.class_ids.tolist())
             if progress:
                 progress(len(indices))
     return accumulator

@@ -38,7 +38,7 @@ def graph_signatures(spec: GraphSpec) -> dict[str, dict[str, dict[str, list[int 
         },
         "segmentation_decoder": {
             "inputs": {"query_image": ["B", 3, s, s], "prototypes": ["B", "L", d]},
-            "outputs": {"probability": ["B", s, s], "uncertainty": ["B", s, s]},
+            "outputs": {name: ["B", s, s] for name in DECODER_OUTPUTS},
         },
     }
 

@@ -5,7 +5,7 @@ Random inputs cover the corners (K = 10, L = 16); real inputs — built-in image
 prototypes drawn from their prior — cover the values a deployment actually sees. The batch cases
 give the candidate B = 2 items of different classes at once, and the reference each item alone:
 an item's answer must not depend on what else is in its batch. Errors on the prior are scaled by
-the size of the reference (variances reach e^10), errors on probability and uncertainty are
+the size of the reference (variances reach e^10), errors on the decoder's maps are
 absolute.
 """
 
@@ -19,7 +19,7 @@ import torch
 
 from vpi.data.builtin import render_sample
 from vpi.errors import BackendError
-from vpi.graphs import GraphSpec, reparameterise
+from vpi.graphs import DECODER_OUTPUTS, PRIOR_OUTPUTS, GraphSpec, reparameterise
 
 FP32_TOLERANCE = 1e-4
 GPU_FP32_TOLERANCE = 1e-3  # GPU kernels (cuDNN, TensorRT tactics) reorder fp32 sums
@@ -29,15 +29,16 @@ RANDOM_SHOTS, REAL_SHOTS = (1, 10), (1, 3)
 RANDOM_SAMPLES, REAL_SAMPLES = (1, 16), (1, 6, 10)
 BATCH_CLASSES, BATCH_SHOTS, BATCH_SAMPLES = (0, 1), 2, 6  # one item per class: B = 2
 _REAL_CLASS = 0  # a class that fold 0 holds out, as a deployment would meet it
-Pair = tuple[torch.Tensor, torch.Tensor]
+Pair = tuple[torch.Tensor, torch.Tensor]  # images and masks
+Outputs = tuple[torch.Tensor, ...]
 
 
 class GraphRunner(Protocol):
     """What parity needs of a runner (``vpi.runtime.Runner`` satisfies it)."""
 
-    def run_prior(self, images: Any, masks: Any) -> Pair: ...
+    def run_prior(self, images: Any, masks: Any) -> Outputs: ...
 
-    def run_decoder(self, query: Any, prototypes: Any) -> Pair: ...
+    def run_decoder(self, query: Any, prototypes: Any) -> Outputs: ...
 
 
 def parity_tolerance(precision: str, device: str) -> float:
@@ -60,16 +61,17 @@ def parity_report(
         got = candidate.run_prior(images, masks)
         cases.append({"graph": "prior_encoder", "inputs": kind, "B": int(images.shape[0]),
                       "K": int(images.shape[1]),
-                      "prior_mean": _scaled(ref[0], got[0]),
-                      "prior_variance": _scaled(ref[1], got[1])})
+                      **{name: _scaled(r, g)
+                         for name, r, g in zip(PRIOR_OUTPUTS, ref, got, strict=True)}})
     for kind, query, prototypes in _decoder_cases(spec, reference):
         ref = _one_by_one(reference.run_decoder, query, prototypes)
         got = candidate.run_decoder(query, prototypes)
         cases.append({"graph": "segmentation_decoder", "inputs": kind, "B": int(query.shape[0]),
                       "L": int(prototypes.shape[1]),
-                      "probability": _abs(ref[0], got[0]), "uncertainty": _abs(ref[1], got[1])})
-    outputs = ("prior_mean", "prior_variance", "probability", "uncertainty")
-    worst = {name: max(c[name] for c in cases if name in c) for name in outputs}
+                      **{name: _abs(r, g)
+                         for name, r, g in zip(DECODER_OUTPUTS, ref, got, strict=True)}})
+    worst = {name: max(c[name] for c in cases if name in c)
+             for name in PRIOR_OUTPUTS + DECODER_OUTPUTS}
     return {"tolerance": tolerance, "max_error": worst, "cases": cases}
 
 
@@ -77,7 +79,7 @@ def check_parity(report: dict[str, Any], backend: str) -> None:
     """Refuse an export whose worst error exceeds the tolerance, naming the case."""
     tolerance = report["tolerance"]
     for case in report["cases"]:
-        for name in ("prior_mean", "prior_variance", "probability", "uncertainty"):
+        for name in PRIOR_OUTPUTS + DECODER_OUTPUTS:
             if case.get(name, 0.0) > tolerance:
                 size = f"K={case['K']}" if "K" in case else f"L={case['L']}"
                 raise BackendError(
@@ -87,10 +89,12 @@ def check_parity(report: dict[str, Any], backend: str) -> None:
                 )
 
 
-def _one_by_one(run: Callable[[Any, Any], Pair], first: torch.Tensor, second: torch.Tensor) -> Pair:
+def _one_by_one(
+    run: Callable[[Any, Any], Outputs], first: torch.Tensor, second: torch.Tensor
+) -> Outputs:
     """``run`` on each item of a batch alone, its answers stacked again."""
     answers = [run(first[i:i + 1], second[i:i + 1]) for i in range(first.shape[0])]
-    return torch.cat([a[0] for a in answers]), torch.cat([a[1] for a in answers])
+    return tuple(torch.cat(parts) for parts in zip(*answers, strict=True))
 
 
 def _support_cases(spec: GraphSpec) -> list[tuple[str, torch.Tensor, torch.Tensor]]:

@@ -253,15 +253,14 @@ class _OnnxChain:
     def run_prior(self, images: Any, masks: Any) -> tuple[torch.Tensor, torch.Tensor]:
         return self._run("prior_encoder", support_images=images, support_masks=masks)
 
-    def run_decoder(self, query: Any, prototypes: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def run_decoder(self, query: Any, prototypes: Any) -> tuple[torch.Tensor, ...]:
         batch, _, d = prototypes.shape
         return self._run("segmentation_decoder", query_image=query, prior_mean=torch.zeros(batch, d),
                          prior_variance=torch.ones(batch, d), noise=prototypes)
 
-    def _run(self, name: str, **feeds: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run(self, name: str, **feeds: Any) -> tuple[torch.Tensor, ...]:
         arrays = {k: np.ascontiguousarray(np.asarray(v, dtype=np.float32)) for k, v in feeds.items()}
-        first, second = self.sessions[name].run(None, arrays)
-        return torch.from_numpy(first), torch.from_numpy(second)
+        return tuple(torch.from_numpy(output) for output in self.sessions[name].run(None, arrays))
 
 
 def _build_plans(

@@ -36,7 +36,7 @@ Signature = dict[str, dict[str, list[int | str]]]
 
 class SampledDecoderGraph(nn.Module):
     """Queries (B, 3, H, W), their priors' means and variances (B, D), noise (B, L, D) ->
-    probability, uncertainty (B, H, W).
+    the ``SampleMaps``, (B, H, W) each.
 
     z = mean + noise * sqrt(variance) is the runtime's ``vpi.graphs.reparameterise``;
     the rest is ``SegmentationDecoderGraph``, so the two cannot drift apart.
@@ -52,7 +52,7 @@ class SampledDecoderGraph(nn.Module):
         prior_mean: torch.Tensor,
         prior_variance: torch.Tensor,
         noise: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         z = reparameterise(prior_mean[:, None], prior_variance[:, None], noise)
         return self.decoder(query_image, z)
 

@@ -12,6 +12,7 @@ import copy
 import torch
 from torch import nn
 
+from vpi.graphs import summarise_samples
 from vpi.model import Features, VPIModel, aggregate_priors
 
 
@@ -35,12 +36,11 @@ class PriorEncoderGraph(nn.Module):
 
 
 class SegmentationDecoderGraph(nn.Module):
-    """B queries (B, 3, H, W), each with its own L prototypes (B, L, D) -> probability,
-    uncertainty (B, H, W).
+    """B queries (B, 3, H, W), each with its own L prototypes (B, L, D) -> the ``SampleMaps``
+    (probability, variance, entropy, mutual information), (B, H, W) each.
 
     Each query is encoded once; the decoder runs its L prototypes as one batch over its shared
-    features. Probability is the mean of the L sigmoid maps (Eq. 5), uncertainty their variance
-    (population variance, zero for L = 1); both reductions run in fp32.
+    features. The maps are reductions over the L sigmoid maps (``summarise_samples``), in fp32.
     """
 
     def __init__(self, model: VPIModel) -> None:
@@ -49,11 +49,10 @@ class SegmentationDecoderGraph(nn.Module):
 
     def forward(
         self, query_image: torch.Tensor, prototypes: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         features = self.model.encoder(query_image)
         logits = self.model.decode(features, prototypes, query_image.shape[-2:])
-        probs = torch.sigmoid(logits.float())
-        return probs.mean(1), probs.var(1, unbiased=False)
+        return tuple(summarise_samples(torch.sigmoid(logits.float())))
 
 
 class _TypedEncoder(nn.Module):
@@ -94,7 +93,7 @@ def typed_model(model: VPIModel, dtype: torch.dtype) -> VPIModel:
     This is how strongly typed TensorRT builds get FP16/BF16: the precision lives in the graph.
     The numerically fragile parts stay fp32, as DEPLOY.md asks: masked pooling and its division,
     the prior heads, the K-shot aggregation of the log-variances, the sigmoid and the
-    mean/variance over L.
+    maps over L.
     Graph inputs and outputs stay fp32, so runners feed every precision the same way.
     """
     if dtype == torch.float32:

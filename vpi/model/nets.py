@@ -192,8 +192,10 @@ class MatchingDecoder(_SkipDecoder):
         encoder_channels: tuple[int, int, int, int],
         widths: tuple[int, int, int],
         skips: bool = True,
+        self_support: int = 0,
     ) -> None:
         super().__init__(encoder_channels, widths, skips)
+        self.self_support = self_support
         self.scale = nn.Parameter(torch.tensor(10.0))  # cosines differ by ~0.1: logits of ~1
         self.offset = nn.Parameter(torch.tensor(0.0))
         self.similarity_proj = nn.Conv2d(2, widths[0], 1)
@@ -220,10 +222,48 @@ class MatchingDecoder(_SkipDecoder):
         if keys is None:
             raise ValueError("the matching decoder needs the query's keys")
         batch, samples = z.shape[:2]
+        logits = self._decide(features, z, keys)
+        for _ in range(self.self_support):
+            z = _self_supported(z, keys, _upsample_to(logits, keys))
+            logits = self._decide(features, z, keys)
+        return _to_logits(logits, batch, samples, out_size)
+
+    def _decide(self, features: Features, z: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Logits (B*L, 1, h', w') at the finest block's resolution."""
         similarity = _two_prototype_similarity(keys, z)  # (B, L, 2, h, w)
         match = self._rule(similarity).flatten(0, 1)[:, None]
         head = self.refine(F.relu(self.similarity_proj(similarity.flatten(0, 1))), features)
-        return _to_logits(head + _upsample_to(match, head), batch, samples, out_size)
+        return head + _upsample_to(match, head)
+
+
+# Self-support matching's rule (Fan et al. 2022): the query's pixels over 0.8 make its own
+# foreground prototype, which takes 30% of the new one; those under 0.2 its background, 70%.
+SELF_SUPPORT = {"foreground": (0.8, 0.3), "background": (0.2, 0.7)}
+
+
+def _self_supported(z: torch.Tensor, keys: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Prototypes z (B, L, 2d) moved towards the query's own: its confident foreground and
+    background pixels, pooled, are nearer its other pixels than the support's prototypes, which
+    differ in pose, light and background. keys (B, d, h, w); logits (B*L, 1, h, w) at the keys'
+    resolution. Domain-free (nothing is learned); a prototype with no confident pixel stays as it
+    was. Broadcast over L rather than repeated, so that L stays a dynamic axis in ONNX."""
+    batch, samples, width = z.shape
+    probability = torch.sigmoid(logits).unflatten(0, (batch, samples))  # (B, L, 1, h, w)
+    keys = keys[:, None]  # (B, 1, d, h, w)
+    own = F.normalize(z.unflatten(2, (2, width // 2)), dim=-1)  # (B, L, 2, d)
+    (fg_threshold, fg_weight), (bg_threshold, bg_weight) = SELF_SUPPORT.values()
+    foreground = _mix(own[:, :, 0], keys, (probability > fg_threshold).to(keys.dtype), fg_weight)
+    background = _mix(own[:, :, 1], keys, (probability < bg_threshold).to(keys.dtype), bg_weight)
+    return torch.cat([foreground, background], -1)
+
+
+def _mix(prototype: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, weight: float) -> torch.Tensor:
+    """(1 - weight) x the unit prototypes (B, L, d) + weight x the unit mean of the keys
+    (B, 1, d, h, w) under each mask (B, L, 1, h, w)."""
+    count = mask.sum((3, 4))  # (B, L, 1)
+    pooled = F.normalize((keys * mask).sum((3, 4)) / count.clamp(min=1.0), dim=-1)
+    share = weight * (count > 0).to(keys.dtype)
+    return (1 - share) * prototype + share * pooled
 
 
 def _two_prototype_similarity(keys: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

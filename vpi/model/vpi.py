@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vpi.config import MAX_SAMPLES, MAX_SHOTS, ModelConfig
 from vpi.data.episode import IGNORE_INDEX, EpisodeBatch
+from vpi.graphs import SampleMaps, summarise_samples
 from vpi.model.backbone import Features, build_backbone
 from vpi.model.gaussian import aggregate_priors, draw_prototypes, kl_divergence, sample_prototypes
 from vpi.model.nets import GaussianHead, MatchingDecoder, SegmentationDecoder
@@ -34,7 +37,8 @@ class VPIModel(nn.Module):
         self.prior_net = GaussianHead(pooled, config.latent_dim, matching, identity)
         self.posterior_net = GaussianHead(pooled, config.latent_dim, matching, identity)
         self.decoder: SegmentationDecoder | MatchingDecoder = (
-            MatchingDecoder(channels, config.decoder_channels, config.decoder_skips) if matching else
+            MatchingDecoder(channels, config.decoder_channels, config.decoder_skips,
+                            config.self_support) if matching else
             SegmentationDecoder(channels, config.latent_dim, config.decoder_channels,
                                 similarity_map=config.similarity_map))
         if config.initial_logvar is not None:
@@ -107,17 +111,14 @@ class VPIModel(nn.Module):
         query_images: torch.Tensor,
         samples: int = 6,
         generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eq. 5: mean foreground probability over L prototypes, and its per-pixel variance.
-
-        Returns two (B, H, W) maps. The deterministic twin decodes its mean once.
-        """
+    ) -> SampleMaps:
+        """Eq. 5: mean foreground probability over L prototypes, and the uncertainty maps over
+        them (``SampleMaps``, (B, H, W) each). The deterministic twin decodes its mean once."""
         mean, var = self.prior(support_images, support_masks)
         samples = samples if self.config.probabilistic else 1
         z = self.prototypes(mean, var, samples, generator)
         features = self.encoder(query_images)
-        probs = torch.sigmoid(self.decode(features, z, query_images.shape[-2:]))
-        return probs.mean(1), probs.var(1, unbiased=False)
+        return summarise_samples(torch.sigmoid(self.decode(features, z, query_images.shape[-2:])))
 
     def forward(
         self,
@@ -127,11 +128,13 @@ class VPIModel(nn.Module):
         similarity_weight: float = 0.0,
         dice_weight: float = 0.0,
     ) -> dict[str, torch.Tensor]:
-        """The training objective of Eq. 4 with L = 1: cross-entropy + KL(q || p).
+        """The training objective of Eq. 4: cross-entropy + KL(q || p).
 
-        ``noise`` (B, D) is the standard-normal draw of the reparameterisation (drawn here when
-        not given; the training loop passes one per episode index so that runs are reproducible
-        however the batch is split). The KL is divided by the number of scored pixels so that
+        ``noise`` (B, S, D) or (B, D) is the standard-normal draw of the reparameterisation, S at
+        least ``likelihood_samples`` (drawn here when not given; the training loop passes one per
+        episode index so that runs are reproducible however the batch is split). z is drawn from
+        the prior, the posterior or both (``likelihood_z``); the S prior samples' losses combine
+        by ``likelihood_rule``. The KL is divided by the number of scored pixels so that
         both terms are per pixel (the ELBO summed over pixels, rescaled), whatever the image size;
         ``kl_weight`` scales the KL term (1 is the paper's objective). With the similarity map,
         ``similarity_weight`` adds ``similarity_loss`` (0 leaves the objective the paper's).
@@ -145,29 +148,40 @@ class VPIModel(nn.Module):
         valid = batch.query_mask != IGNORE_INDEX
         target = (batch.query_mask == 1).float()
         pixels = valid.sum((1, 2)).clamp(min=1).float()
-        if self.config.probabilistic:
+        config = self.config
+        posterior = prior = None  # prototypes (B, 1, D) and (B, S, D)
+        if config.probabilistic:
             mean_q, logvar_q = self.posterior_net(self.prototype_features(features),
                                                   (target * valid)[:, None])
             kl = kl_divergence(mean_q, logvar_q, mean_p, var_p.log())
-            if self.config.likelihood_z == "posterior":
-                z_mean, z_var = mean_q, logvar_q.exp()
-            else:
-                z_mean, z_var = mean_p, var_p
-            noise = torch.randn_like(z_mean) if noise is None else noise.to(z_mean)
-            z = sample_prototypes(z_mean, z_var, noise[:, None])
+            samples = config.likelihood_samples
+            if noise is None:
+                noise = torch.randn(mean_p.shape[0], samples, mean_p.shape[1])
+            noise = (noise[:, None] if noise.dim() == 2 else noise).to(mean_p)
+            if config.likelihood_z != "prior":
+                posterior = sample_prototypes(mean_q, logvar_q.exp(), noise[:, :1])
+            if config.likelihood_z != "posterior":
+                prior = sample_prototypes(mean_p, var_p, noise[:, :samples])
         else:
             kl = torch.zeros_like(pixels)
-            z = mean_p[:, None]
-        logits = self.decode(features, z, batch.query_image.shape[-2:])[:, 0]
-        ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-        ce = (ce * valid).sum((1, 2)) / pixels
-        kl_per_pixel = kl / pixels
-        loss = ce + kl_weight * kl_per_pixel
+            prior = mean_p[:, None]
+        z = torch.cat([p for p in (posterior, prior) if p is not None], 1)
+        logits = self.decode(features, z, batch.query_image.shape[-2:])  # (B, S', H, W)
+        ce = F.binary_cross_entropy_with_logits(
+            logits, target[:, None].expand_as(logits), reduction="none")
+        ce = (ce * valid[:, None]).sum((2, 3)) / pixels[:, None]  # (B, S')
+        per_sample = ce
         terms = {"ce": ce.mean().detach(), "kl": kl.mean().detach()}
         if dice_weight:
-            dice = soft_dice_loss(logits, target, valid)
-            loss = loss + dice_weight * dice
+            dice = soft_dice_loss(logits, target[:, None], valid[:, None])
+            per_sample = per_sample + dice_weight * dice
             terms["dice"] = dice.mean().detach()
+        likelihood = per_sample[:, :1] if posterior is not None else per_sample[:, :0]
+        if prior is not None:
+            rule_loss = combine_sample_losses(per_sample[:, -prior.shape[1]:],
+                                              config.likelihood_rule, pixels)
+            likelihood = torch.cat([likelihood, rule_loss[:, None]], 1)
+        loss = likelihood.sum(1) + kl_weight * kl / pixels
         if self.reads_similarity and similarity_weight:
             match = self.similarity_loss(features, mean_p, target, valid)
             loss = loss + similarity_weight * match
@@ -194,9 +208,25 @@ class VPIModel(nn.Module):
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """1 - soft Dice of the foreground probability per episode, over valid pixels (B,); the +1
-    keeps an all-background target finite (predicting none of it scores 0 loss)."""
+    """1 - soft Dice of the foreground probability per episode (and sample), over valid pixels:
+    logits (..., H, W) -> (...); the +1 keeps an all-background target finite (predicting none
+    of it scores 0 loss)."""
     probs = torch.sigmoid(logits) * valid
     target = target * valid
-    overlap = (probs * target).sum((1, 2))
-    return 1 - (2 * overlap + 1) / (probs.sum((1, 2)) + target.sum((1, 2)) + 1)
+    overlap = (probs * target).sum((-2, -1))
+    return 1 - (2 * overlap + 1) / (probs.sum((-2, -1)) + target.sum((-2, -1)) + 1)
+
+
+def combine_sample_losses(losses: torch.Tensor, rule: str, pixels: torch.Tensor) -> torch.Tensor:
+    """Per-pixel losses (B, S) of S prototype samples -> one per episode (B,).
+
+    "mean" scores every sample; "best" only the lowest; "mixture" is the negative log-likelihood
+    of the mixture of the S samples' predictions per pixel-summed episode (stochastic
+    segmentation networks), rescaled per pixel: -(logsumexp(-N l_s) - log S) / N for N pixels.
+    """
+    if rule == "mean":
+        return losses.mean(1)
+    if rule == "best":
+        return losses.amin(1)
+    n = pixels[:, None]
+    return -(torch.logsumexp(-n * losses, 1) - math.log(losses.shape[1])) / pixels

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from vpi.errors import DataError
-from vpi.graphs import GraphSpec
+from vpi.graphs import GraphSpec, SampleMaps
 from vpi.ranges import check_batch, check_samples, check_shots
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -53,13 +53,14 @@ class Runner(ABC):
                             f"sets of {masks.shape[1]} support masks")
         check_batch(batch, self.spec.max_batch)
         check_shots(shots, self.spec.max_shots)
-        return self._run_prior(images, masks)
+        mean, variance = self._run_prior(images, masks)
+        return mean, variance
 
     def run_decoder(
         self, query: ArrayLike, prototypes: ArrayLike
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """B queries (B, 3, H, W) in [0, 1], each with its own L prototypes (B, L, D) ->
-        probability, uncertainty (B, H, W)."""
+    ) -> SampleMaps:
+        """B queries (B, 3, H, W) in [0, 1], each with its own L prototypes (B, L, D) -> the
+        mean probability and the uncertainty maps, (B, H, W) each."""
         s = self.spec.input_size
         query = _as_float("query images", query, ("B", 3, s, s))
         prototypes = _as_float("prototypes", prototypes, ("B", "L", self.spec.latent_dim))
@@ -68,17 +69,18 @@ class Runner(ABC):
                             f"{prototypes.shape[0]}")
         check_batch(query.shape[0], self.spec.max_batch)
         check_samples(prototypes.shape[1], self.spec.max_samples)
-        return self._run_decoder(query, prototypes)
+        return SampleMaps(*self._run_decoder(query, prototypes))
 
     @abstractmethod
     def _run_prior(
         self, images: torch.Tensor, masks: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+    ) -> tuple[torch.Tensor, ...]: ...
 
     @abstractmethod
     def _run_decoder(
         self, query: torch.Tensor, prototypes: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+    ) -> tuple[torch.Tensor, ...]:
+        """The decoder graph's outputs, in ``DECODER_OUTPUTS`` order."""
 
 
 def _as_float(

@@ -121,19 +121,18 @@ class OnnxRunner(Runner):
     def name(self) -> str:
         return f"onnx ({self.provider})"
 
-    def _run(self, graph: str, feeds: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run(self, graph: str, feeds: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         arrays = {key: value.numpy() for key, value in feeds.items()}
-        first, second = self.sessions[graph].run(None, arrays)
-        return _tensor(first), _tensor(second)
+        return tuple(_tensor(output) for output in self.sessions[graph].run(None, arrays))
 
     def _run_prior(
         self, images: torch.Tensor, masks: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         return self._run("prior_encoder", dict(zip(PRIOR_INPUTS, (images, masks), strict=True)))
 
     def _run_decoder(
         self, query: torch.Tensor, prototypes: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         feeds = dict(zip(DECODER_INPUTS, (query, prototypes), strict=True))
         return self._run("segmentation_decoder", feeds)
 

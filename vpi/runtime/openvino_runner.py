@@ -109,21 +109,20 @@ class OpenVinoRunner(Runner):
 
     def _run(
         self, graph: str, feeds: dict[str, torch.Tensor], outputs: tuple[str, ...]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         results = self.requests[graph].infer({key: value.numpy() for key, value in feeds.items()})
         # np.array copies: the request reuses its output memory on the next call.
-        first, second = (torch.from_numpy(np.array(results[name], dtype=np.float32)) for name in outputs)
-        return first, second
+        return tuple(torch.from_numpy(np.array(results[name], dtype=np.float32)) for name in outputs)
 
     def _run_prior(
         self, images: torch.Tensor, masks: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         feeds = dict(zip(PRIOR_INPUTS, (images, masks), strict=True))
         return self._run("prior_encoder", feeds, PRIOR_OUTPUTS)
 
     def _run_decoder(
         self, query: torch.Tensor, prototypes: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         feeds = dict(zip(DECODER_INPUTS, (query, prototypes), strict=True))
         return self._run("segmentation_decoder", feeds, DECODER_OUTPUTS)
 

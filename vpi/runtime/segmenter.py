@@ -47,6 +47,8 @@ class Segmentation:
     probability: np.ndarray  # float32, mean foreground probability over the L samples (Eq. 5)
     mask: np.ndarray  # bool, probability > threshold
     uncertainty: np.ndarray  # float32, variance of the L probability maps (0..0.25)
+    entropy: np.ndarray  # float32, of the mean probability, in nats (0..ln 2)
+    mutual_information: np.ndarray  # float32, in nats: how much the L samples disagree
     samples: int  # L actually decoded (1 for the deterministic twin)
     timings_ms: dict[str, float] = field(default_factory=dict)  # its share of its batch's
 
@@ -149,16 +151,19 @@ class Segmenter:
         batch = torch.stack([image_tensor(query, self.runner.spec.input_size) for query in queries])
         z = self.prototypes(prior, samples, seed)
         prepared = time.perf_counter()
-        probability, uncertainty = self.runner.run_decoder(batch, z.expand(len(queries), -1, -1))
+        maps = self.runner.run_decoder(batch, z.expand(len(queries), -1, -1))
         decoded = time.perf_counter()
         results = []
         for index, query in enumerate(queries):
             size = (query.shape[0], query.shape[1])
-            probability_map = to_original(probability[index], size)
+            probability, variance, entropy, information = (
+                np.clip(to_original(m[index], size), 0.0, None) for m in maps)
             results.append(Segmentation(
-                probability=probability_map,
-                mask=probability_map > threshold,
-                uncertainty=np.clip(to_original(uncertainty[index], size), 0.0, None),
+                probability=probability,
+                mask=probability > threshold,
+                uncertainty=variance,
+                entropy=entropy,
+                mutual_information=information,
                 samples=int(z.shape[0]),
             ))
         share = len(queries)

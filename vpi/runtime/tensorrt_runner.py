@@ -81,7 +81,7 @@ class TensorRTRunner(Runner):
 
     def _execute(
         self, graph: str, feeds: dict[str, torch.Tensor], outputs: tuple[str, ...]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         engine, context = self.engines[graph], self.contexts[graph]
         with torch.cuda.stream(self.stream):  # copies, buffers and the engine: one stream
             keep = []  # the tensors must outlive the asynchronous execution
@@ -106,7 +106,7 @@ class TensorRTRunner(Runner):
             if not context.execute_async_v3(self.stream.cuda_stream):
                 raise BackendError(f"TensorRT failed to run {graph}")
             self.stream.synchronize()
-            return results[0].float().cpu(), results[1].float().cpu()
+            return tuple(result.float().cpu() for result in results)
 
     @staticmethod
     def _bind(graph: str, context: Any, name: str, tensor: torch.Tensor) -> None:
@@ -115,12 +115,12 @@ class TensorRTRunner(Runner):
 
     def _run_prior(
         self, images: torch.Tensor, masks: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         feeds = dict(zip(PRIOR_INPUTS, (images, masks), strict=True))
         return self._execute("prior_encoder", feeds, PRIOR_OUTPUTS)
 
     def _run_decoder(
         self, query: torch.Tensor, prototypes: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         feeds = dict(zip(DECODER_INPUTS, (query, prototypes), strict=True))
         return self._execute("segmentation_decoder", feeds, DECODER_OUTPUTS)

@@ -50,7 +50,7 @@ class TorchRunner(Runner):
     @torch.inference_mode()
     def _run_prior(
         self, images: torch.Tensor, masks: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         with autocast(self.device, self.amp):
             out = self.prior_graph(images.to(self.device), masks.to(self.device))
         return _to_cpu(out)
@@ -58,11 +58,11 @@ class TorchRunner(Runner):
     @torch.inference_mode()
     def _run_decoder(
         self, query: torch.Tensor, prototypes: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         with autocast(self.device, self.amp):
             out = self.decoder_graph(query.to(self.device), prototypes.to(self.device))
         return _to_cpu(out)
 
 
-def _to_cpu(pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    return pair[0].float().cpu(), pair[1].float().cpu()
+def _to_cpu(outputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return tuple(output.float().cpu() for output in outputs)

@@ -84,10 +84,14 @@ class StepShardSampler(Sampler[int]):
         return (self.steps - self.start) * (self.batch // self.context.world)
 
 
-def episode_noise(indices: Sequence[int], latent_dim: int, seed: int) -> torch.Tensor:
-    """Standard-normal noise (B, D) for the reparameterisation, a function of each episode index."""
+def episode_noise(
+    indices: Sequence[int], latent_dim: int, seed: int, samples: int = 1
+) -> torch.Tensor:
+    """Standard-normal noise (B, S, D) for the reparameterisation, a function of each episode
+    index (its first sample is the same whatever S)."""
     return torch.stack([
-        torch.randn(latent_dim, generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
+        torch.randn((samples, latent_dim),
+                    generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
         for i in indices
     ])
 

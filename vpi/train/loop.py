@@ -171,7 +171,8 @@ def _train(
             for batch in loader:
                 _set_learning_rates(optimizer, config, step)
                 noise = episode_noise(step_indices(step, train_cfg.batch_size, context),
-                                      config.model.latent_dim, train_cfg.seed)
+                                      config.model.latent_dim, train_cfg.seed,
+                                      config.model.likelihood_samples)
                 with autocast(device, use_amp):
                     losses = network(batch.to(device), noise.to(device), train_cfg.kl_weight,
                                      train_cfg.similarity_weight, train_cfg.dice_weight)
