@@ -17,6 +17,8 @@ from runtime.helpers import (
 from vpi.checkpoint import save_checkpoint
 from vpi.config import get_preset
 
+RUN = "tiny-20260101-000000"  # the run folder the demo server finds
+
 
 @pytest.fixture(scope="session")
 def reading_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -28,18 +30,15 @@ def reading_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_server(reading_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[DemoServer]:
-    """`vpi demo` with no model argument, in a folder whose newest run is ``reading_checkpoint``;
-    VPI_DEMO_CHECKPOINT=PATH serves that checkpoint instead (the README's picture is of the demo
-    preset's)."""
+    """`vpi demo` with no model argument, in a folder whose newest run is ``reading_checkpoint``,
+    or the checkpoint VPI_DEMO_CHECKPOINT=runs/RUN/best.pt names (the README's picture is of the
+    demo preset's)."""
     pytest.importorskip("gradio", reason="the demo page needs the demo extra: pip install -e '.[demo]'")
     cwd = tmp_path_factory.mktemp("demo-server")
-    chosen = os.environ.get("VPI_DEMO_CHECKPOINT")
-    if chosen:
-        checkpoint, args = Path(chosen).resolve(), [str(Path(chosen).resolve())]
-    else:
-        run = cwd / "runs" / "tiny-20260101-000000"
-        run.mkdir(parents=True)
-        checkpoint, args = Path(shutil.copy(reading_checkpoint, run / "best.pt")), []
-    server = start_demo([*args, "--device", "cpu"], cwd, checkpoint)
+    chosen = Path(os.environ.get("VPI_DEMO_CHECKPOINT") or reading_checkpoint)
+    run = cwd / "runs" / (chosen.parent.name if "VPI_DEMO_CHECKPOINT" in os.environ else RUN)
+    run.mkdir(parents=True)
+    checkpoint = Path(shutil.copy(chosen, run / "best.pt"))
+    server = start_demo(["--device", "cpu"], cwd, checkpoint)
     yield server
     stop_demo(server)

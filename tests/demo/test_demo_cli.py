@@ -15,8 +15,8 @@ from runtime.helpers import run_cli
 
 def test_it_serves_the_newest_run_on_loopback_and_says_so(demo_server):
     text = "".join(demo_server.lines)
-    if demo_server.checkpoint.parent.name == "tiny-20260101-000000":  # not VPI_DEMO_CHECKPOINT's
-        assert "no checkpoint given: using the newest run's runs/tiny-20260101-000000/best.pt" in text
+    run = demo_server.checkpoint.parent.name
+    assert f"no checkpoint given: using the newest run's runs/{run}/best.pt" in text
     assert "backend: torch" in text
     port = demo_server.url.rsplit(":", 1)[1]
     assert f"serving on http://127.0.0.1:{port} (this machine only; --host 0.0.0.0 opens it" in text

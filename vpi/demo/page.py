@@ -84,15 +84,18 @@ def build_page(handlers: DemoHandlers) -> Any:
                                           label="backend", elem_id="vpi-backend")
                 go = gr.Button("Segment", variant="primary", elem_id="vpi-segment")
                 status = gr.Markdown("Add a support photo, or load an example.", elem_id="vpi-status")
-                summary = gr.Markdown(elem_id="vpi-summary")
         gr.Markdown("### 3 · Results: mask over the photo, foreground probability, uncertainty")
-        results = gr.Gallery(columns=3, height="auto", format="png", interactive=False,
-                             elem_id="vpi-results")
+        summary = gr.Markdown(elem_id="vpi-summary")
+        results = gr.Gallery(label="per query: mask over the photo, probability, uncertainty",
+                             columns=3, fit_columns=False, height=480, object_fit="contain",
+                             format="png", interactive=False, elem_id="vpi-results")
         downloads = gr.File(label="downloads: each mask PNG and results.json, as vpi segment writes them",
                             file_count="multiple", interactive=False, elem_id="vpi-downloads")
 
+        # No progress on the editor: Gradio 6.31 leaves it spinning, its photo hidden, when the
+        # event skips it (a refused photo stays in the editor, to be painted).
         add.click(wired(handlers.add), [editor, mask_file, support],
-                  [support, gallery, editor, mask_file, status])
+                  [support, gallery, editor, mask_file, status], show_progress="hidden")
         clear.click(handlers.clear, None, [support, gallery, status])
         for name, button in example_buttons.items():
             button.click(wired(lambda name=name: handlers.example(name)), None,

@@ -139,8 +139,7 @@ class DemoSession:
                                               seed=SEED, threshold=THRESHOLD)
             for query, result in zip(batch, results, strict=True):
                 t0 = time.perf_counter()
-                files = write_query_outputs(out, Path(query.name), query.image, result.mask,
-                                            result.uncertainty)
+                files = write_query_outputs(out, Path(query.name), query.image, result)
                 records.append(query_record(query.name, query.image, result, files, {
                     "load": query.load_ms, **result.timings_ms, "write": _ms(t0, time.perf_counter())}))
                 outputs.append(QueryOutput(
