@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
 from PIL import Image
 from runtime.helpers import (
     blob_pair,
@@ -139,7 +140,43 @@ def test_without_a_checkpoint_the_newest_run_is_used(monkeypatch, capsys, export
     assert code == 0, err
     assert "using the newest run's runs/tiny-20260101-120000/best.pt" in out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "query1_mask.png", "query1_overlay.png", "query1_uncertainty.png", "results.json"]
+        "query1_entropy.png", "query1_mask.png", "query1_mutual_information.png",
+        "query1_overlay.png", "query1_uncertainty.png", "results.json"]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["failure_threshold"] is None and results["queries"][0]["likely_failed"] is None
+    assert "records no failure threshold" in out
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0])
+def test_a_query_over_the_trained_failure_threshold_is_flagged(
+        monkeypatch, capsys, exported, threshold, tmp_path):
+    """The threshold training chose (in the checkpoint's selection) travels into the export's
+    manifest; torch and ONNX Runtime flag the same queries by it, and give the same confidence."""
+    state = torch.load(exported[0], weights_only=False)
+    state["selection"] = {**(state.get("selection") or {}), "failure_flag": {
+        "map": "entropy", "threshold": threshold, "precision": 1.0, "recall": 1.0}}
+    checkpoint = tmp_path / "flagged.pt"
+    torch.save(state, checkpoint)
+    code, _, err = run_cli(monkeypatch, capsys, "export", checkpoint, "--out", tmp_path / "export")
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
+    assert manifest["failure_flag"]["threshold"] == threshold
+    records = {}
+    for backend, source in (("torch", ["--checkpoint", checkpoint]),
+                            ("onnx", ["--engine-dir", tmp_path / "export"])):
+        code, out, err = run_cli(monkeypatch, capsys, "segment", EXAMPLES / "support-star5",
+                                 EXAMPLES / "queries", *source, "--backend", backend,
+                                 "--out", tmp_path / backend)
+        assert code == 0, err
+        results = json.loads((tmp_path / backend / "results.json").read_text())
+        assert results["failure_threshold"] == threshold
+        records[backend] = [(r["likely_failed"], r["confidence"]) for r in results["queries"]]
+    # A tiny untrained model is unsure of something it segments (entropy > 0) but never of
+    # everything at once (score < 1 nat): 0 flags every query, 1 none.
+    assert [flag for flag, _ in records["torch"]] == [threshold == 0.0] * 2
+    for (flag, confidence), (onnx_flag, onnx_confidence) in zip(*records.values(), strict=True):
+        assert flag == onnx_flag and 0.0 <= confidence <= 1.0
+        assert abs(confidence - onnx_confidence) < 1e-4
 
 
 def _support(folder: Path, count: int = 2) -> Path:

@@ -49,6 +49,16 @@ def save_checkpoint(
     return Path(path)
 
 
+def failure_flag(state: dict[str, Any]) -> dict[str, Any] | None:
+    """How training chose to flag likely failed queries (``vpi.eval.uncertainty``), if it did."""
+    return (state.get("selection") or {}).get("failure_flag")
+
+
+def failure_threshold(state: dict[str, Any]) -> float | None:
+    flag = failure_flag(state)
+    return None if flag is None else flag["threshold"]
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load and validate a checkpoint file; anything else is one clear CheckpointError."""
     path = Path(path)

@@ -499,12 +499,16 @@ def segment_command(
     )
     table = Table(title=f"{len(results['support']['pairs'])}-shot · L={results['samples_decoded']}"
                         f" · batches of {results['batch_size']} · {results['backend']}")
-    for column in ("query", "foreground", "mean uncertainty", "decode ms"):
+    for column in ("query", "foreground", "confidence", "likely failed", "decode ms"):
         table.add_column(column, justify="left" if column == "query" else "right")
     for record in results["queries"]:
+        failed = {True: "[yellow]yes[/]", False: "no", None: "–"}[record["likely_failed"]]
         table.add_row(Path(record["query"]).name, f"{100 * record['foreground_fraction']:.1f}%",
-                      f"{record['mean_uncertainty']:.4f}", f"{record['timing_ms']['decode']:.1f}")
+                      f"{record['confidence']:.3f}", failed, f"{record['timing_ms']['decode']:.1f}")
     console.print(table)
+    if results["failure_threshold"] is None:
+        console.print("[dim]this model records no failure threshold (trained before vpi chose "
+                      "one on validation episodes): no query is flagged[/]")
     console.print(f"outputs in [bold]{out}[/] (results.json)")
 
 

@@ -10,6 +10,7 @@ This module imports nothing of vpi but the config, so the model, export and runt
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -61,6 +62,29 @@ def summarise_samples(probs: torch.Tensor) -> SampleMaps:
                       (entropy - binary_entropy(probs).mean(1)).clamp(min=0.0))
 
 
+CONSIDERED = 0.2  # a query's failure score is taken over the pixels given over this
+
+
+def failure_score(probability: torch.Tensor, uncertainty: torch.Tensor) -> torch.Tensor:
+    """Per query (B,): the mean of an uncertainty map (B, H, W) over the pixels the model
+    considers foreground-ish (probability over ``CONSIDERED``), or over all where there are none.
+
+    How unsure the model is about what it segmented, not about the empty background, which it is
+    sure of in every answer: the score that tells failed answers apart
+    (docs/reproduce.md, "Uncertainty").
+    """
+    considered = (probability > CONSIDERED).float()
+    counts = considered.sum((-2, -1))
+    over_considered = (uncertainty * considered).sum((-2, -1)) / counts.clamp(min=1.0)
+    return torch.where(counts > 0, over_considered, uncertainty.mean((-2, -1)))
+
+
+def confidence(score: torch.Tensor) -> torch.Tensor:
+    """1 - an entropy failure score / ln 2: 1 where every considered pixel is certain, 0 where
+    each is a coin toss."""
+    return (1.0 - score / math.log(2)).clamp(0.0, 1.0)
+
+
 GRAPH_FILES = {
     "prior_encoder": "prior_encoder.onnx",
     "segmentation_decoder": "segmentation_decoder.onnx",
@@ -77,10 +101,14 @@ class GraphSpec:
     max_shots: int = MAX_SHOTS
     max_samples: int = MAX_SAMPLES
     max_batch: int = MAX_BATCH
+    # The failure score over which a query is flagged as likely failed (``failure_score``),
+    # chosen on validation episodes in training; None for a model trained before that.
+    failure_threshold: float | None = None
 
     @classmethod
-    def from_config(cls, config: Config) -> GraphSpec:
-        return cls(config.data.image_size, config.model.latent_dim, config.model.probabilistic)
+    def from_config(cls, config: Config, failure_threshold: float | None = None) -> GraphSpec:
+        return cls(config.data.image_size, config.model.latent_dim, config.model.probabilistic,
+                   failure_threshold=failure_threshold)
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> GraphSpec:
@@ -91,6 +119,7 @@ class GraphSpec:
             manifest["shots"][1],
             manifest["samples"][1],
             manifest["batch"][1],
+            (manifest.get("failure_flag") or {}).get("threshold"),
         )
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vpi.data.episode import IGNORE_INDEX
-from vpi.eval.uncertainty import MAPS, UncertaintyAccumulator
+from vpi.eval.uncertainty import MAPS, UncertaintyAccumulator, choose_failure_threshold
 from vpi.graphs import SampleMaps, binary_entropy, summarise_samples
 
 
@@ -102,3 +102,14 @@ def test_sample_maps_of_agreeing_and_disagreeing_samples() -> None:
     assert torch.allclose(maps.variance, torch.full((1, 2, 2), 0.25))
     assert torch.allclose(maps.mutual_information, torch.full((1, 2, 2), math.log(2)), atol=1e-4)
     assert binary_entropy(torch.tensor([0.0, 1.0])).max() < 1e-4
+
+
+def test_failure_threshold_is_the_best_f1_cut() -> None:
+    scores = [0.1, 0.2, 0.3, 0.5, 0.6, 0.7]
+    failed = [False, False, True, False, True, True]
+    flag = choose_failure_threshold(scores, failed)
+    # Flagging > 0.2 catches all 3 failed with 1 false alarm: F1 6/7, the best cut.
+    assert flag["threshold"] == 0.2 and flag["recall"] == 1.0 and flag["precision"] == 0.75
+    assert flag["episodes"] == 6 and flag["failed"] == 3 and flag["map"] == "entropy"
+    assert choose_failure_threshold(scores, [False] * 6) is None
+    assert choose_failure_threshold(scores, [True] * 6) is None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 
 from vpi.runtime.outputs import COLORMAP, heat_map, overlay, write_query_outputs
+from vpi.runtime.segmenter import Segmentation
 
 
 def test_overlay_tints_only_the_mask():
@@ -27,8 +30,20 @@ def test_heat_map_scale_is_fixed():
 def test_query_outputs(tmp_path):
     image = np.zeros((5, 7, 3), np.uint8)
     mask = np.eye(5, 7, dtype=bool)
-    files = write_query_outputs(tmp_path, tmp_path / "dog.jpg", image, mask, np.zeros((5, 7)))
+    entropy = np.full((5, 7), math.log(2), np.float32)
+    entropy[0, 0] = 0.0
+    result = Segmentation(probability=mask.astype(np.float32), mask=mask,
+                          uncertainty=np.zeros((5, 7), np.float32), entropy=entropy,
+                          mutual_information=np.zeros((5, 7), np.float32), samples=2,
+                          confidence=0.5, likely_failed=None)
+    files = write_query_outputs(tmp_path, tmp_path / "dog.jpg", image, result)
     assert files == {"mask": "dog_mask.png", "overlay": "dog_overlay.png",
-                     "uncertainty": "dog_uncertainty.png"}
+                     "uncertainty": "dog_uncertainty.png", "entropy": "dog_entropy.png",
+                     "mutual_information": "dog_mutual_information.png"}
     written = np.asarray(Image.open(tmp_path / "dog_mask.png"))
     np.testing.assert_array_equal(written, mask.astype(np.uint8) * 255)
+    # Entropy on its own fixed scale: ln 2 (a coin toss) is the top colour, 0 the bottom one.
+    heat = np.asarray(Image.open(tmp_path / "dog_entropy.png"))
+    top, bottom = (np.round(np.array(colormaps[COLORMAP](v)[:3]) * 255) for v in (1.0, 0.0))
+    np.testing.assert_array_equal(heat[1, 1], top)
+    np.testing.assert_array_equal(heat[0, 0], bottom)

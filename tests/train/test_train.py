@@ -135,3 +135,23 @@ def test_validation_on_one_class_has_no_swap_and_the_matcher_is_said(tiny_config
     validation = [r["validation"] for r in records if "validation" in r]
     assert len(validation) == 2
     assert all("class_iou" in v and "swapped_class_iou" not in v for v in validation)
+
+
+def test_the_failure_threshold_chosen_on_validation_travels_in_best_checkpoint(
+        tiny_config, tmp_path, monkeypatch):
+    """Validation feeds every episode's maps to the uncertainty scores, and the threshold they
+    choose is recorded with the selection that `vpi segment` and `vpi export` read."""
+    from vpi.checkpoint import failure_threshold
+    from vpi.eval.uncertainty import UncertaintyAccumulator
+
+    seen: list[int] = []
+
+    def flag(self):
+        seen.append(len(self.episode_iou))
+        return {"map": "entropy", "threshold": 0.25, "episodes": len(self.episode_iou)}
+
+    monkeypatch.setattr(UncertaintyAccumulator, "failure_flag", flag)
+    result = train(_config(tiny_config, tmp_path, steps=2, eval_every=2, eval_episodes=6))
+    state = read_checkpoint(result.best_checkpoint)
+    assert state["selection"]["failure_flag"] == {"map": "entropy", "threshold": 0.25, "episodes": 6}
+    assert failure_threshold(state) == 0.25 and 6 in seen

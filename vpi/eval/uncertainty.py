@@ -7,9 +7,9 @@ pass gives it). For each map:
 
 - **pixel-error AUROC and AUPR**: how well the map ranks the wrongly labelled pixels (at the
   model's threshold) above the right ones, pooled over the episodes;
-- **failed-episode AUROC**: how well the map's mean over the pixels the model considers (those
-  it gives over ``CONSIDERED``) ranks the episodes whose foreground IoU is under ``FAILED_IOU``
-  above the others, i.e. whether it could tell a user which answers not to trust;
+- **failed-episode AUROC**: how well the map's ``failure_score`` (its mean over the pixels the
+  model gives over ``CONSIDERED``) ranks the episodes whose foreground IoU is under
+  ``FAILED_IOU`` above the others, i.e. whether it could tell a user which answers not to trust;
 - **correction curve**: class-IoU after the 1, 2, 5 and 10% most uncertain pixels of each episode
   are set to the truth, beside the same shares in a seeded random order.
 
@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from vpi.data.episode import IGNORE_INDEX
-from vpi.graphs import SampleMaps
+from vpi.graphs import SampleMaps, failure_score
 from vpi.metrics import IoUAccumulator
 
 MAPS = ("variance", "mutual_information", "entropy")
@@ -37,7 +37,7 @@ CORRECTED_SHARES = (0.01, 0.02, 0.05, 0.10)
 ECE_BINS = 15
 HISTOGRAM_BINS = 4096
 FAILED_IOU = 0.5  # an episode whose foreground IoU is under this has failed
-CONSIDERED = 0.2  # an episode's score is the map's mean over the pixels given over this
+FLAG_MAP = "entropy"  # the map whose failure score flags queries in `vpi segment`
 
 
 class UncertaintyAccumulator:
@@ -86,14 +86,11 @@ class UncertaintyAccumulator:
         union = ((predicted | foreground) & valid).sum()
         overlap = (predicted & foreground & valid).sum()
         self.episode_iou.append(1.0 if union == 0 else float(overlap / union))
-        considered = (probability > CONSIDERED) & valid
-        if not considered.any():
-            considered = valid
         tiebreak = torch.rand(probability.shape, generator=self.generator)
         truth = torch.where(valid, foreground.long(), torch.full_like(foreground.long(), IGNORE_INDEX))
         orders = {name: getattr(maps, name)[index].float().cpu() for name in MAPS}
         for name, values in orders.items():
-            self.episode_scores[name].append(float(values[considered].mean()))
+            self.episode_scores[name].append(float(failure_score(probability, values)))
         orders[RANDOM] = tiebreak
         count = int(valid.sum())
         for order, values in orders.items():
@@ -131,9 +128,33 @@ class UncertaintyAccumulator:
         }
         return report
 
+    def failure_flag(self) -> dict[str, Any] | None:
+        """The threshold on ``FLAG_MAP``'s failure score that flags the failed episodes best (F1),
+        with its precision and recall on these episodes; None without a failed and a fine one."""
+        return choose_failure_threshold(self.episode_scores[FLAG_MAP],
+                                        [iou < FAILED_IOU for iou in self.episode_iou])
+
     def _curve(self, order: str) -> dict[str, float]:
         return {f"{share:g}": self.corrected[order][share].compute()["class_iou"]
                 for share in CORRECTED_SHARES}
+
+
+def choose_failure_threshold(scores: list[float], failed: list[bool]) -> dict[str, Any] | None:
+    """The score threshold (flag: score > threshold) with the best F1 at flagging ``failed``."""
+    if not any(failed) or all(failed):
+        return None
+    best: dict[str, Any] | None = None
+    for threshold in sorted(set(scores))[:-1]:
+        flagged = [s > threshold for s in scores]
+        hits = sum(f and y for f, y in zip(flagged, failed, strict=True))
+        precision, recall = hits / max(1, sum(flagged)), hits / sum(failed)
+        f1 = 2 * precision * recall / max(1e-12, precision + recall)
+        if best is None or f1 > best["f1"]:
+            best = {"threshold": threshold, "precision": precision, "recall": recall, "f1": f1}
+    if best is None:
+        return None
+    return {"map": FLAG_MAP, **{k: round(v, 6) for k, v in best.items()},
+            "episodes": len(scores), "failed": sum(failed), "failed_iou": FAILED_IOU}
 
 
 def _bin(values: torch.Tensor, top: float) -> torch.Tensor:

@@ -20,7 +20,7 @@ import onnx
 import torch
 
 from vpi import __version__
-from vpi.checkpoint import file_sha256, load_model
+from vpi.checkpoint import failure_flag, failure_threshold, file_sha256, load_model
 from vpi.config import Config, apply_overrides, config_to_dict
 from vpi.errors import BackendError, ConfigError, VpiError
 from vpi.export.calibration import CalibrationSource, calibration_inputs
@@ -75,7 +75,7 @@ def export_model(
     out = Path(out_dir)
     _check_out_dir(out, digest, force)
     ensure_writable_dir(out)
-    spec = GraphSpec.from_config(config)
+    spec = GraphSpec.from_config(config, failure_threshold(state))
     signatures = graph_signatures(spec)
     with tempfile.TemporaryDirectory(dir=out, prefix=".staging-") as tmp:
         stage = Path(tmp)
@@ -183,6 +183,7 @@ def _manifest(
             "vpi_version": state.get("vpi_version"),
         },
         "config": config_to_dict(config),
+        "failure_flag": failure_flag(state),
         "graphs": {
             name: {"file": GRAPH_FILES[name], "dtype": "float32", **signatures[name]}
             for name in GRAPH_FILES

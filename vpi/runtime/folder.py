@@ -92,7 +92,7 @@ def segment_folder(
                                                 threshold=threshold)
         for query, image, result in zip(batch, images, segmentations, strict=True):
             t2 = time.perf_counter()
-            files = write_query_outputs(out, query, image, result.mask, result.uncertainty)
+            files = write_query_outputs(out, query, image, result)
             records.append(query_record(
                 str(query), image, result, files,
                 {"load": _ms(t0, t1, len(batch)), **result.timings_ms,

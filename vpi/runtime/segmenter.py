@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from vpi.errors import ConfigError, DataError
-from vpi.graphs import reparameterise
+from vpi.graphs import confidence, failure_score, reparameterise
 from vpi.ranges import check_batch, check_samples, check_shots
 from vpi.runtime.base import Runner
 from vpi.runtime.processing import (
@@ -50,6 +50,10 @@ class Segmentation:
     entropy: np.ndarray  # float32, of the mean probability, in nats (0..ln 2)
     mutual_information: np.ndarray  # float32, in nats: how much the L samples disagree
     samples: int  # L actually decoded (1 for the deterministic twin)
+    # 1 - the entropy failure score / ln 2 (vpi.graphs.confidence), and whether that score is
+    # over the threshold chosen on validation episodes (None: the model records none).
+    confidence: float
+    likely_failed: bool | None
     timings_ms: dict[str, float] = field(default_factory=dict)  # its share of its batch's
 
     @property
@@ -153,6 +157,8 @@ class Segmenter:
         prepared = time.perf_counter()
         maps = self.runner.run_decoder(batch, z.expand(len(queries), -1, -1))
         decoded = time.perf_counter()
+        scores = failure_score(maps.probability, maps.entropy)  # at network resolution, as in eval
+        limit = self.runner.spec.failure_threshold
         results = []
         for index, query in enumerate(queries):
             size = (query.shape[0], query.shape[1])
@@ -165,6 +171,8 @@ class Segmenter:
                 entropy=entropy,
                 mutual_information=information,
                 samples=int(z.shape[0]),
+                confidence=float(confidence(scores[index])),
+                likely_failed=None if limit is None else bool(scores[index] > limit),
             ))
         share = len(queries)
         timings = {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from vpi.checkpoint import load_model
+from vpi.checkpoint import failure_threshold, load_model
 from vpi.device import autocast, autocast_dtype, resolve_device
 from vpi.graphs import GraphSpec
 from vpi.model import VPIModel
@@ -40,8 +40,9 @@ class TorchRunner(Runner):
     def from_checkpoint(
         cls, path: str | Path, *, device: str = "auto", amp: bool = True
     ) -> TorchRunner:
-        model, config, _ = load_model(path)
-        return cls(model, GraphSpec.from_config(config), device=device, amp=amp)
+        model, config, state = load_model(path)
+        spec = GraphSpec.from_config(config, failure_threshold(state))
+        return cls(model, spec, device=device, amp=amp)
 
     @property
     def name(self) -> str:

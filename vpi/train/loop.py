@@ -30,6 +30,7 @@ from vpi.errors import ConfigError
 from vpi.eval.controls import CachedEpisodes, SwappedSupport, support_gain
 from vpi.eval.matcher import PrototypeMatcher, build_matcher
 from vpi.eval.scoring import score_model
+from vpi.eval.uncertainty import UncertaintyAccumulator
 from vpi.io import atomic_write_text, ensure_writable_dir
 from vpi.metrics import IoUAccumulator
 from vpi.model import VPIModel
@@ -241,7 +242,7 @@ def _validation_set(config: Config) -> Dataset | None:
                                          episodes=config.train.eval_episodes, seed=config.eval.seed))
 
 
-def _selection(config: Config, step: int | None, metrics: dict[str, float] | None) -> dict[str, Any]:
+def _selection(config: Config, step: int | None, metrics: dict[str, Any] | None) -> dict[str, Any]:
     """How best.pt was chosen, for eval.json: the validation figures it won on, or why none."""
     if config.data.dataset not in VALIDATION or not config.train.eval_every:
         why = ("periodic eval is off" if config.data.dataset in VALIDATION
@@ -257,18 +258,21 @@ def _evaluate(
     config: Config,
     device: torch.device,
     context: DistContext,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Class-IoU, FB-IoU and the swapped-support control on the validation episodes: each rank
     scores its share, and the pooled counts are summed over ranks. A validation split of one class
-    (an FSS list's single val class) has no other class to swap in: no control then."""
+    (an FSS list's single val class) has no other class to swap in: no control then. The
+    ``failure_flag`` threshold that `vpi segment` flags likely failed queries by is chosen on the
+    main process's share of the episodes (``vpi.eval.uncertainty``)."""
     class_ids = list(val_set.class_ids)
     sets = [("model", val_set)] + ([("swapped", SwappedSupport(val_set))] if len(class_ids) > 1
                                    else [])
     scores = {}
+    flags = UncertaintyAccumulator(class_ids, config.eval.threshold, config.eval.seed)
     for name, episodes in sets:
         shard = Subset(episodes, range(context.rank, len(episodes), context.world))
         local = score_model(predictor, shard, samples=config.eval.samples, seed=config.eval.seed,
-                            device=device)
+                            device=device, uncertainty=flags if name == "model" else None)
         counts = torch.stack([local.per_class[c] for c in class_ids])
         counts = all_reduce_sum(counts.to(device), context).cpu()
         pooled = IoUAccumulator(class_ids)
@@ -281,10 +285,13 @@ def _evaluate(
         metrics["swapped_class_iou"] = round(scores["swapped"]["class_iou"], 5)
         metrics["support_gain"] = round(support_gain(scores["model"]["class_iou"],
                                                      scores["swapped"]["class_iou"]), 3)
+    flag = flags.failure_flag()
+    if flag is not None:
+        metrics["failure_flag"] = flag
     return metrics
 
 
-def _describe(metrics: dict[str, float]) -> str:
+def _describe(metrics: dict[str, Any]) -> str:
     """One log line's worth of validation figures."""
     line = f"class-IoU {metrics['class_iou']:.3f}  FB-IoU {metrics['fb_iou']:.3f}"
     if "support_gain" in metrics:
@@ -295,7 +302,7 @@ def _describe(metrics: dict[str, float]) -> str:
 
 def _matcher_validation(
     val_set: Dataset, config: Config, device: torch.device, context: DistContext, console: Console
-) -> dict[str, float] | None:
+) -> dict[str, Any] | None:
     """The training-free matcher on the validation episodes, once: the line every validation
     figure of the run should stand above (None, said, where it cannot run)."""
     try:
