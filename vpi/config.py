@@ -84,6 +84,9 @@ class ModelConfig:
     # Rounds of self-support matching (matching decoder): the query's confident pixels, pooled,
     # pull the prototypes towards its own appearance before the final decision.
     self_support: int = 0
+    # Without skips: the decoder's three blocks all at stride 8, so the L samples' share of the
+    # time stays small; the logits are upsampled once they are made (_SkipDecoder).
+    decoder_low_resolution: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,9 +167,12 @@ def validate(config: Config) -> None:
     _choice("model.decoder", m.decoder, DECODERS)
     _choice("model.projection", m.projection, ("learned", "identity"))
     if m.decoder != "matching" and (m.projection != "learned" or not m.decoder_skips
-                                    or m.self_support):
-        raise ConfigError("model.projection, model.decoder_skips and model.self_support are "
-                          "options of model.decoder 'matching'")
+                                    or m.self_support or m.decoder_low_resolution):
+        raise ConfigError("model.projection, model.decoder_skips, model.self_support and "
+                          "model.decoder_low_resolution are options of model.decoder 'matching'")
+    if m.decoder_low_resolution and m.decoder_skips:
+        raise ConfigError("model.decoder_low_resolution needs model.decoder_skips false: the "
+                          "skips are the encoder's finer maps")
     if m.decoder == "matching" and m.similarity_map:
         raise ConfigError("model.similarity_map is an option of model.decoder 'features'; the "
                           "matching decoder always reads its similarity maps")

@@ -80,7 +80,8 @@ def test_loss_trains_the_correction_and_leaves_the_encoder_alone() -> None:
      ({"decoder": "features", "decoder_skips": False}, "options of model.decoder 'matching'"),
      ({"projection": "frozen"}, "model.projection is 'frozen'"),
      ({"decoder": "features", "self_support": 1}, "options of model.decoder 'matching'"),
-     ({"self_support": 4}, "model.self_support is 4")],
+     ({"self_support": 4}, "model.self_support is 4"),
+     ({"decoder_low_resolution": True, "decoder_skips": True}, "needs model.decoder_skips false")],
 )
 def test_bad_matching_options_are_one_clear_error(model: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -126,6 +127,20 @@ def test_self_support_round_changes_the_decision_but_not_the_shapes() -> None:
     second = supported.predict(*args, samples=2, generator=torch.Generator().manual_seed(0))
     assert first.probability.shape == second.probability.shape == (4, 64, 64)
     assert float((first.probability - second.probability).abs().max()) > 1e-3
+
+
+def test_low_resolution_decoder_runs_its_blocks_at_stride_8() -> None:
+    """Same weights, same output size; the blocks' inputs stay at the stride-8 map's size."""
+    full, low = _model(), _model(decoder_low_resolution=True)
+    low.load_state_dict(full.state_dict())
+    batch = _batch()
+    sizes: list[tuple[int, ...]] = []
+    low.decoder.block2.register_forward_hook(lambda _m, args, _o: sizes.append(args[0].shape[-2:]))
+    features = low.encoder(batch.query_image)
+    z = torch.randn(4, 3, 48)
+    logits = low.decode(features, z, (64, 64))
+    assert logits.shape == full.decode(features, z, (64, 64)).shape == (4, 3, 64, 64)
+    assert sizes == [features.skip8.shape[-2:]]
 
 
 def test_undilated_encoder_keeps_imagenet_strides() -> None:

@@ -74,18 +74,22 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 class _SkipDecoder(nn.Module):
     """Three conv blocks, each over the previous output and one encoder skip (strides 8, 4, 2),
     then a 1x1 head: what both decoders run after their first, stride-8 input. Without ``skips``
-    the blocks see only that input, upsampled: nothing of the query's raw appearance."""
+    the blocks see only that input, upsampled: nothing of the query's raw appearance; there,
+    ``low_resolution`` keeps all three at stride 8 (the logits are upsampled after the head), so
+    that each of the L samples costs a sixteenth of what the stride-2 block did."""
 
     def __init__(
         self,
         encoder_channels: tuple[int, int, int, int],
         widths: tuple[int, int, int],
         skips: bool = True,
+        low_resolution: bool = False,
     ) -> None:
         super().__init__()
         _, c8, c4, c2 = encoder_channels
         w1, w2, w3 = widths
         self.skips = skips
+        self.low_resolution = low_resolution and not skips
         extra = (w1 // 2, w2 // 2, w3 // 2) if skips else (0, 0, 0)
         if skips:
             self.skip8 = nn.Conv2d(c8, extra[0], 1)
@@ -101,9 +105,11 @@ class _SkipDecoder(nn.Module):
         if x.shape[-2:] != features.skip8.shape[-2:]:  # an undilated encoder's deep map
             x = _upsample_to(x, features.skip8)
         x = self._block(self.block8, x, "skip8", features.skip8)
-        x = _upsample_to(x, features.skip4)
+        if not self.low_resolution:
+            x = _upsample_to(x, features.skip4)
         x = self._block(self.block4, x, "skip4", features.skip4)
-        x = _upsample_to(x, features.skip2)
+        if not self.low_resolution:
+            x = _upsample_to(x, features.skip2)
         x = self._block(self.block2, x, "skip2", features.skip2)
         return self.head(x)
 
@@ -193,8 +199,9 @@ class MatchingDecoder(_SkipDecoder):
         widths: tuple[int, int, int],
         skips: bool = True,
         self_support: int = 0,
+        low_resolution: bool = False,
     ) -> None:
-        super().__init__(encoder_channels, widths, skips)
+        super().__init__(encoder_channels, widths, skips, low_resolution)
         self.self_support = self_support
         self.scale = nn.Parameter(torch.tensor(10.0))  # cosines differ by ~0.1: logits of ~1
         self.offset = nn.Parameter(torch.tensor(0.0))
