@@ -3,7 +3,7 @@
 Export writes two graphs that take and give exactly these tensors; every runner feeds them. Both
 lead with a batch axis B of independent items (a support set each, a query each with its own
 prototypes), so a server can merge concurrent requests into one call. Sampling
-is in neither graph: the caller draws the noise with a seed and forms the prototypes with
+is in neither graph: the caller draws the noise with ``draw_noise`` and forms the prototypes with
 ``reparameterise``, so both graphs are deterministic and a seed gives the same z on every backend.
 This module imports nothing of vpi but the config, so the model, export and runtime can all use it.
 """
@@ -133,3 +133,30 @@ def reparameterise(
     so the same noise gives the same z bit for bit everywhere.
     """
     return mean + noise * variance.sqrt()
+
+
+EPISODE_SEED_STRIDE = 1_000_003  # a prime over any episode count: seeds' streams never overlap
+
+
+def noise_generator(seed: int, index: int | None = None) -> torch.Generator:
+    """The CPU generator of one draw of noise: seeded with ``seed`` for one request (the
+    ``Segmenter``), or with ``seed * EPISODE_SEED_STRIDE + index`` for episode ``index`` of a run
+    (training and the benchmark's accuracy), so an episode's noise does not depend on which
+    process, batch or order drew it."""
+    return torch.Generator().manual_seed(seed if index is None else
+                                         seed * EPISODE_SEED_STRIDE + index)
+
+
+def draw_noise(
+    shape: tuple[int, ...], generator: torch.Generator | None, probabilistic: bool = True
+) -> torch.Tensor:
+    """Standard-normal noise eps of ``shape`` ((L, D) or (B, L, D)) on the CPU from
+    ``generator`` (None: torch's global one), zeros for the deterministic twin, whose prototype is
+    its prior mean (and which then consumes nothing of the generator).
+
+    The one place eps is drawn: the model, the runtime's ``Segmenter``, eval over an engine, the
+    benchmark and training all call it, so a seed gives the same z on every backend.
+    """
+    if not probabilistic:
+        return torch.zeros(shape)
+    return torch.randn(shape, generator=generator, device="cpu")

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from vpi.graphs import draw_noise, noise_generator
 from vpi.model import VPIModel
 from vpi.model.graphs import PriorEncoderGraph, SegmentationDecoderGraph, typed_model
 
@@ -98,3 +99,19 @@ def test_typed_copy_keeps_fp32_io_and_stays_close(tiny_model):
                 assert got.dtype == torch.float32
                 scale = max(1.0, float(ref.abs().max()))
                 assert float((got - ref).abs().max()) / scale < 3e-2
+
+
+def test_noise_is_a_function_of_seed_and_index():
+    first = draw_noise((4, 8), noise_generator(2, index=5))
+    assert torch.equal(first, draw_noise((4, 8), noise_generator(2, index=5)))
+    assert not torch.equal(first, draw_noise((4, 8), noise_generator(2, index=6)))
+    assert not torch.equal(first, draw_noise((4, 8), noise_generator(3, index=5)))
+    assert torch.equal(draw_noise((4, 8), noise_generator(11)),
+                       torch.randn(4, 8, generator=torch.Generator().manual_seed(11)))
+
+
+def test_the_deterministic_twin_draws_zeros_and_leaves_the_generator_alone():
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(draw_noise((2, 3, 8), generator, probabilistic=False), torch.zeros(2, 3, 8))
+    assert torch.equal(draw_noise((2, 3, 8), generator),
+                       torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(0)))

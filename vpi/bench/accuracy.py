@@ -11,11 +11,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import torch
-
 from vpi.config import Config
 from vpi.data import build_episodes
-from vpi.graphs import reparameterise
+from vpi.graphs import draw_noise, noise_generator, reparameterise
 from vpi.metrics import IoUAccumulator
 from vpi.runtime.base import Runner
 
@@ -39,10 +37,8 @@ def score_builtin(
     for index in range(len(dataset)):
         episode = dataset[index]
         mean, variance = runner.run_prior(episode.support_images[None], episode.support_masks[None])
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
-        noise = torch.randn((largest, mean.shape[-1]), generator=generator)
-        if not runner.spec.probabilistic:
-            noise.zero_()  # the deterministic twin decodes its prior mean
+        noise = draw_noise((largest, mean.shape[-1]), noise_generator(seed, index),
+                           runner.spec.probabilistic)
         prototypes = reparameterise(mean, variance, noise)
         for L, accumulator in accumulators.items():
             probability = runner.run_decoder(episode.query_image[None], prototypes[None, :L]).probability

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from vpi.bench.timing import Clock, PeakMemory, summarize
-from vpi.graphs import GraphSpec, SampleMaps, reparameterise, summarise_samples
+from vpi.graphs import GraphSpec, SampleMaps, draw_noise, reparameterise, summarise_samples
 from vpi.runtime.base import Runner
 
 Decode = Callable[[Runner, torch.Tensor, torch.Tensor], SampleMaps]
@@ -49,7 +49,7 @@ class InputStream:
             height, width = torch.randint(side // 4, side // 2 + 1, (2,), generator=g).tolist()
             mask[:, top:top + height, left:left + width] = 1.0
         query = 0.05 + 0.95 * torch.rand((batch, 3, side, side), generator=g)
-        noise = torch.randn((batch, samples, self.spec.latent_dim), generator=g)
+        noise = draw_noise((batch, samples, self.spec.latent_dim), g)
         return images, masks, query, noise
 
 

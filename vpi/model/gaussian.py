@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vpi.graphs import reparameterise
+from vpi.graphs import draw_noise, reparameterise
 
 _EPS = 1e-6
 
@@ -70,10 +70,9 @@ def draw_prototypes(
 ) -> torch.Tensor:
     """L prototypes per episode (B, L, D): draws from N(mean, var), or the mean if deterministic.
 
-    The noise (B, L, D) is drawn on the CPU in one call, so the PyTorch model and a runner that
-    scores the exported graphs (``vpi.eval.engine``) get the same z from the same generator.
+    The noise (B, L, D) is drawn on the CPU in one call (``draw_noise``), so the PyTorch model and
+    a runner that scores the exported graphs (``vpi.eval.engine``) get the same z from the same
+    generator.
     """
-    if not probabilistic:
-        return mean[:, None].expand(-1, samples, -1)
-    noise = torch.randn((mean.shape[0], samples, mean.shape[1]), generator=generator, device="cpu")
+    noise = draw_noise((mean.shape[0], samples, mean.shape[1]), generator, probabilistic)
     return sample_prototypes(mean, var, noise.to(mean))

@@ -10,7 +10,7 @@ from torch import nn
 
 from vpi.config import MAX_SAMPLES, MAX_SHOTS, ModelConfig
 from vpi.data.episode import IGNORE_INDEX, EpisodeBatch
-from vpi.graphs import SampleMaps, summarise_samples
+from vpi.graphs import SampleMaps, draw_noise, summarise_samples
 from vpi.model.backbone import Features, build_backbone
 from vpi.model.gaussian import aggregate_priors, draw_prototypes, kl_divergence, sample_prototypes
 from vpi.model.nets import GaussianHead, MatchingDecoder, SegmentationDecoder
@@ -156,7 +156,7 @@ class VPIModel(nn.Module):
             kl = kl_divergence(mean_q, logvar_q, mean_p, var_p.log())
             samples = config.likelihood_samples
             if noise is None:
-                noise = torch.randn(mean_p.shape[0], samples, mean_p.shape[1])
+                noise = draw_noise((mean_p.shape[0], samples, mean_p.shape[1]), None)
             noise = (noise[:, None] if noise.dim() == 2 else noise).to(mean_p)
             if config.likelihood_z != "prior":
                 posterior = sample_prototypes(mean_q, logvar_q.exp(), noise[:, :1])

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from vpi.errors import ConfigError, DataError
-from vpi.graphs import confidence, failure_score, reparameterise
+from vpi.graphs import confidence, draw_noise, failure_score, noise_generator, reparameterise
 from vpi.ranges import check_batch, check_samples, check_shots
 from vpi.runtime.base import Runner
 from vpi.runtime.processing import (
@@ -109,11 +109,11 @@ class Segmenter:
         return prior
 
     def prototypes(self, prior: Prior, samples: int, seed: int) -> torch.Tensor:
-        """z = mean + eps * std, eps ~ N(0, I) from a CPU generator seeded with ``seed``: (L, D)."""
-        if not self.runner.spec.probabilistic:
-            return prior.mean.clone()
-        generator = torch.Generator().manual_seed(seed)
-        noise = torch.randn((samples, prior.mean.shape[-1]), generator=generator)
+        """z = mean + eps * std, eps ~ N(0, I) from a CPU generator seeded with ``seed``: (L, D);
+        the prior mean once, (1, D), for the deterministic twin."""
+        probabilistic = self.runner.spec.probabilistic
+        noise = draw_noise((samples if probabilistic else 1, prior.mean.shape[-1]),
+                           noise_generator(seed), probabilistic)
         return reparameterise(prior.mean, prior.variance, noise)
 
     def segment(

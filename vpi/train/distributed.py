@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from vpi.errors import ConfigError
+from vpi.graphs import draw_noise, noise_generator
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,7 @@ def episode_noise(
 ) -> torch.Tensor:
     """Standard-normal noise (B, S, D) for the reparameterisation, a function of each episode
     index (its first sample is the same whatever S)."""
-    return torch.stack([
-        torch.randn((samples, latent_dim),
-                    generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
-        for i in indices
-    ])
+    return torch.stack([draw_noise((samples, latent_dim), noise_generator(seed, i)) for i in indices])
 
 
 def all_reduce_sum(tensor: torch.Tensor, context: DistContext) -> torch.Tensor:
