@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from vpi.errors import ConfigError
+from vpi.ranges import check_range, check_threshold
 
 BACKBONES = ("tiny", "mobilenet_v2", "resnet18", "resnet50", "resnet101", "vgg16")
 AGGREGATIONS = ("variance", "mean")  # Eq. 6 and Eq. 10
@@ -161,7 +162,7 @@ def validate(config: Config) -> None:
     _choice("model.aggregation", m.aggregation, AGGREGATIONS)
     _choice("model.likelihood_z", m.likelihood_z, LIKELIHOOD_Z)
     _choice("model.likelihood_rule", m.likelihood_rule, LIKELIHOOD_RULES)
-    _range("model.likelihood_samples", m.likelihood_samples, 1, MAX_SAMPLES)
+    check_range("model.likelihood_samples", m.likelihood_samples, 1, MAX_SAMPLES)
     _choice("model.prototype_features", m.prototype_features, PROTOTYPE_FEATURES)
     _choice("model.encoder_depth", m.encoder_depth, ENCODER_DEPTHS)
     _choice("model.decoder", m.decoder, DECODERS)
@@ -182,15 +183,15 @@ def validate(config: Config) -> None:
     _choice("train.encoder_stages", t.encoder_stages, ENCODER_STAGES)
     _choice("data.coco_split", d.coco_split, ("interleaved", "consecutive"))
     _choice("data.score_at", d.score_at, ("input", "original"))
-    _range("model.latent_dim", m.latent_dim, 1, 4096)
-    _range("model.self_support", m.self_support, 0, 3)
-    _range("data.fold", d.fold, 0, 3)
-    _range("data.shots", d.shots, 1, MAX_SHOTS)
-    _range("eval.shots", e.shots, 1, MAX_SHOTS)
-    _range("eval.samples", e.samples, 1, MAX_SAMPLES)
-    _range("train.batch_size", t.batch_size, 1, 4096)
-    _range("train.steps", t.steps, 1, 10_000_000)
-    _range("eval.episodes", e.episodes, 1, 10_000_000)
+    check_range("model.latent_dim", m.latent_dim, 1, 4096)
+    check_range("model.self_support", m.self_support, 0, 3)
+    check_range("data.fold", d.fold, 0, 3)
+    check_range("data.shots", d.shots, 1, MAX_SHOTS)
+    check_range("eval.shots", e.shots, 1, MAX_SHOTS)
+    check_range("eval.samples", e.samples, 1, MAX_SAMPLES)
+    check_range("train.batch_size", t.batch_size, 1, 4096)
+    check_range("train.steps", t.steps, 1, 10_000_000)
+    check_range("eval.episodes", e.episodes, 1, 10_000_000)
     if m.decoder == "matching" and m.latent_dim % 2:
         raise ConfigError(f"model.latent_dim is {m.latent_dim}; the matching decoder splits it "
                           "into a foreground and a background prototype, so it must be even")
@@ -206,18 +207,12 @@ def validate(config: Config) -> None:
         raise ConfigError(
             f"data.image_size must be a multiple of 8 and at least 32, got {d.image_size}"
         )
-    if not 0.0 < e.threshold < 1.0:
-        raise ConfigError(f"eval.threshold must lie in (0, 1), got {e.threshold}")
+    check_threshold(e.threshold, "eval.threshold")
 
 
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{name} is {value!r}; choose one of: {', '.join(allowed)}")
-
-
-def _range(name: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        raise ConfigError(f"{name} is {value}; it must lie in {low}..{high}")
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

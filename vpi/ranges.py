@@ -1,15 +1,39 @@
-"""The B, K and L ranges, and parsing the integer lists that sweeps take: `1..10`, `1,2,4,8`, `6`.
+"""The checks of every range and threshold, and parsing the integer lists that sweeps take:
+`1..10`, `1,2,4,8`, `6`.
 
 ``check_shots`` and ``check_samples`` are the one statement of what K (support pairs) and L
 (prototype samples) may be: the graphs reduce over both axes, so an empty one would give NaN
 without a word. ``check_batch`` bounds B, the independent items of one call, by what was exported
-(a TensorRT engine's profile fixes it). The runners pass their engine's own maxima, the model the
-exported range.
+(a TensorRT engine's profile fixes it). ``Runner.check_request`` passes its engine's own maxima,
+the model the exported range. ``check_range``, ``check_each`` and ``check_threshold`` check a
+setting by its name, for the config and `vpi bench` alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from vpi.errors import ConfigError, DataError
+
+
+def check_range(name: str, value: int, low: int, high: int) -> None:
+    """The setting ``name`` must lie in ``low..high``."""
+    if not low <= value <= high:
+        raise ConfigError(f"{name} is {value}; it must lie in {low}..{high}")
+
+
+def check_each(name: str, values: Sequence[int], axis: str, low: int, high: int) -> None:
+    """Each value of the list ``name`` (of the axis ``axis``, e.g. "L") must lie in ``low..high``;
+    an empty list names none."""
+    if not values or not all(low <= value <= high for value in values):
+        raise ConfigError(f"{name} is {list(values)}; each {axis} must lie in {low}..{high}")
+
+
+def check_threshold(value: float, name: str = "threshold") -> None:
+    """A foreground-probability threshold must lie strictly between 0 and 1: at either end every
+    pixel would fall on one side."""
+    if not 0.0 < value < 1.0:
+        raise ConfigError(f"{name} is {value}; it must lie strictly between 0 and 1")
 
 
 def check_shots(shots: int, maximum: int) -> None:

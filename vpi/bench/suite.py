@@ -29,6 +29,7 @@ from vpi.bench.timing import Clock, PeakMemory
 from vpi.config import MAX_BATCH, MAX_SAMPLES, MAX_SHOTS
 from vpi.device import resolve_device
 from vpi.errors import BackendError, ConfigError, VpiError
+from vpi.ranges import check_each, check_range
 from vpi.runtime.base import Runner
 from vpi.runtime.registry import AUTO_PRECISION, BACKENDS, CHECKPOINT, RunnerOptions, flag, taking
 
@@ -60,10 +61,8 @@ class BenchSettings:
     performance_hint: str | None = None  # OpenVINO's latency or throughput hint
 
     def __post_init__(self) -> None:
-        if not self.samples or not all(1 <= s <= MAX_SAMPLES for s in self.samples):
-            raise ConfigError(f"--samples is {list(self.samples)}; each L must lie in 1..{MAX_SAMPLES}")
-        if not self.batches or not all(1 <= b <= MAX_BATCH for b in self.batches):
-            raise ConfigError(f"--batch is {list(self.batches)}; each B must lie in 1..{MAX_BATCH}")
+        check_each("--samples", self.samples, "L", 1, MAX_SAMPLES)
+        check_each("--batch", self.batches, "B", 1, MAX_BATCH)
         for name, values, allowed in (("--backend", self.backends or (), BACKENDS),
                                       ("--mode", self.modes, MODES)):
             unknown = [v for v in values if v not in allowed]
@@ -71,8 +70,7 @@ class BenchSettings:
                 raise ConfigError(f"{name} {unknown[0]!r} is not one of: {', '.join(allowed)}")
         if not self.modes:
             raise ConfigError(f"--mode names no mode; choose from: {', '.join(MODES)}")
-        if not 1 <= self.shots <= MAX_SHOTS:
-            raise ConfigError(f"--shots is {self.shots}; it must lie in 1..{MAX_SHOTS}")
+        check_range("--shots", self.shots, 1, MAX_SHOTS)
         if self.warmup < 0 or self.repeats < 1:
             raise ConfigError(
                 f"--warmup is {self.warmup} and --repeats {self.repeats}; "

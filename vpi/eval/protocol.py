@@ -27,7 +27,6 @@ from vpi.eval.controls import CachedEpisodes
 from vpi.eval.engine import RunnerPredictor, open_engine
 from vpi.eval.matcher import PrototypeMatcher, build_matcher
 from vpi.eval.scoring import evaluate_baselines, evaluate_model
-from vpi.ranges import check_samples, check_shots
 
 METRICS = ("class_iou", "fb_iou", "positive_iou")
 CONTROLS = ("swapped_class_iou", "support_gain")  # model and matcher runs only
@@ -197,8 +196,7 @@ def _check_engine(
         raise ConfigError(f"the export's graphs take {spec.input_size}×{spec.input_size} images; "
                           f"data.image_size {config.data.image_size} needs the checkpoint")
     for _, k, L, rule in grid:
-        check_shots(k, spec.max_shots)
-        check_samples(L, spec.max_samples)
+        predictor.runner.check_request(shots=k, samples=L)
         predictor.check_aggregation(rule)
 
 

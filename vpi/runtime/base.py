@@ -39,6 +39,18 @@ class Runner(ABC):
     def name(self) -> str:
         return self.backend
 
+    def check_request(
+        self, *, batch: int | None = None, shots: int | None = None, samples: int | None = None
+    ) -> None:
+        """B, K and L against what these graphs take (``spec``): the one check of the three,
+        which ``run_prior`` and ``run_decoder`` make and callers make before costly work."""
+        if batch is not None:
+            check_batch(batch, self.spec.max_batch)
+        if shots is not None:
+            check_shots(shots, self.spec.max_shots)
+        if samples is not None:
+            check_samples(samples, self.spec.max_samples)
+
     def run_prior(
         self, images: ArrayLike, masks: ArrayLike
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,8 +63,7 @@ class Runner(ABC):
         if masks.shape[:2] != images.shape[:2]:
             raise DataError(f"got {batch} sets of {shots} support images but {masks.shape[0]} "
                             f"sets of {masks.shape[1]} support masks")
-        check_batch(batch, self.spec.max_batch)
-        check_shots(shots, self.spec.max_shots)
+        self.check_request(batch=batch, shots=shots)
         mean, variance = self._run_prior(images, masks)
         return mean, variance
 
@@ -67,8 +78,7 @@ class Runner(ABC):
         if prototypes.shape[0] != query.shape[0]:
             raise DataError(f"got {query.shape[0]} query images but prototypes for "
                             f"{prototypes.shape[0]}")
-        check_batch(query.shape[0], self.spec.max_batch)
-        check_samples(prototypes.shape[1], self.spec.max_samples)
+        self.check_request(batch=query.shape[0], samples=prototypes.shape[1])
         return SampleMaps(*self._run_decoder(query, prototypes))
 
     @abstractmethod

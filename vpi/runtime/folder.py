@@ -12,10 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vpi.config import MAX_BATCH, MAX_SAMPLES, SEGMENT_BATCH
-from vpi.errors import ConfigError
+from vpi.config import SEGMENT_BATCH
 from vpi.io import ensure_writable_dir
-from vpi.ranges import check_batch, check_samples
 from vpi.runtime.latest import find_latest_checkpoint
 from vpi.runtime.outputs import query_record, results_document, write_query_outputs, write_results
 from vpi.runtime.processing import check_image_file, load_image
@@ -54,10 +52,6 @@ def segment_folder(
     dict written to results.json.
     """
     started = time.perf_counter()
-    check_samples(samples, MAX_SAMPLES)
-    check_batch(batch_size, MAX_BATCH)
-    if not 0.0 < threshold < 1.0:
-        raise ConfigError(f"threshold is {threshold}; it must lie strictly between 0 and 1")
     pairs = find_support_pairs(support_dir)
     support_images, support_masks = load_support(pairs)
     query_paths = find_queries(queries)
@@ -73,8 +67,7 @@ def segment_folder(
     for warning in choice.runner.warnings:
         announce(f"warning: {warning}")
     segmenter = Segmenter(choice.runner)
-    check_samples(samples, choice.runner.spec.max_samples)
-    check_batch(batch_size, choice.runner.spec.max_batch)
+    segmenter.check_request(samples=samples, batch=batch_size, threshold=threshold)
     opened = time.perf_counter()
     prior = segmenter.encode_support(
         support_images, support_masks, [pair.image.name for pair in pairs]

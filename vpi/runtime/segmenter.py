@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from vpi.errors import ConfigError, DataError
+from vpi.errors import DataError
 from vpi.graphs import confidence, draw_noise, failure_score, noise_generator, reparameterise
-from vpi.ranges import check_batch, check_samples, check_shots
+from vpi.ranges import check_threshold
 from vpi.runtime.base import Runner
 from vpi.runtime.processing import (
     check_support_pair,
@@ -86,7 +86,7 @@ class Segmenter:
         """Images (H, W, 3) uint8 and masks (H, W), non-zero = foreground, any sizes."""
         if len(images) != len(masks):
             raise DataError(f"got {len(images)} support images but {len(masks)} masks")
-        check_shots(len(images), self.runner.spec.max_shots)
+        self.runner.check_request(shots=len(images))
         names = list(names) if names is not None else [f"#{i + 1}" for i in range(len(images))]
         side = self.runner.spec.input_size
         for image, mask, name in zip(images, masks, names, strict=True):
@@ -107,6 +107,12 @@ class Segmenter:
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return prior
+
+    def check_request(self, *, samples: int, batch: int, threshold: float) -> None:
+        """L, B (the runner's ``check_request``) and the threshold of ``segment_batch``, which a
+        caller may also check before costly work."""
+        self.runner.check_request(batch=batch, samples=samples)
+        check_threshold(threshold)
 
     def prototypes(self, prior: Prior, samples: int, seed: int) -> torch.Tensor:
         """z = mean + eps * std, eps ~ N(0, I) from a CPU generator seeded with ``seed``: (L, D);
@@ -143,10 +149,7 @@ class Segmenter:
         of ``seed``, so each result is what ``segment`` gives that query alone. Timings are the
         batch's, split evenly over its queries.
         """
-        check_samples(samples, self.runner.spec.max_samples)
-        check_batch(len(queries), self.runner.spec.max_batch)
-        if not 0.0 < threshold < 1.0:
-            raise ConfigError(f"threshold is {threshold}; it must lie strictly between 0 and 1")
+        self.check_request(samples=samples, batch=len(queries), threshold=threshold)
         for index, query in enumerate(queries):
             if query.ndim != 3 or query.shape[2] != 3 or query.dtype != np.uint8:
                 which = f" #{index + 1}" if len(queries) > 1 else ""
