@@ -12,6 +12,8 @@ import pytest
 from demo_helpers import free_port
 from runtime.helpers import run_cli
 
+from vpi.demo.page import _PRIVATE_ENV
+
 
 def test_it_serves_the_newest_run_on_loopback_and_says_so(demo_server):
     text = "".join(demo_server.lines)
@@ -43,6 +45,8 @@ def _listening_addresses(port: int) -> set[str] | None:
 
 
 def test_without_gradio_one_line_names_the_extra(monkeypatch, capsys, tiny_checkpoint):
+    for name in _PRIVATE_ENV:  # what import_gradio sets, restored after the test
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` now fails as if absent
     code, _, err = run_cli(monkeypatch, capsys, "demo", tiny_checkpoint)
     assert code == 2
