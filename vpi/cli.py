@@ -17,7 +17,22 @@ from rich.markup import escape
 from rich.table import Table
 
 from vpi import __version__
-from vpi.config import CALIBRATION_EPISODES, GATE_EPISODES, GATE_MARGIN, MAX_BATCH, SEGMENT_BATCH
+from vpi.config import (
+    BENCH_CACHE,
+    BENCH_SAMPLES,
+    CALIBRATION_EPISODES,
+    DEFAULT_PRESET,
+    DEFAULT_SAMPLES,
+    DEFAULT_THRESHOLD,
+    EXPORT_DIR,
+    GATE_EPISODES,
+    GATE_MARGIN,
+    MAX_BATCH,
+    MAX_SAMPLES,
+    MAX_SHOTS,
+    SEGMENT_BATCH,
+    SEGMENT_DIR,
+)
 from vpi.data.registry import dataset_help
 from vpi.errors import VpiError
 from vpi.runtime.registry import (
@@ -114,7 +129,7 @@ def _threads_help(*libraries: str) -> str:
 
 @app.command()
 def train(
-    preset: Annotated[str, typer.Option("--preset", "-p", help="Named preset.")] = "demo",
+    preset: Annotated[str, typer.Option("--preset", "-p", help="Named preset.")] = DEFAULT_PRESET,
     config_file: ConfigFile = None,
     sets: Sets = None,
     weights: Annotated[str | None, typer.Option(
@@ -181,9 +196,9 @@ def eval_command(
     precision: Annotated[str | None, typer.Option(
         help="With --engine-dir: " + precision_help("the export's"))] = None,
     shots: Annotated[str | None, typer.Option(
-        "--shots", "-k", help="Support pairs k, 1..10; a list sweeps: 1,5.")] = None,
+        "--shots", "-k", help=f"Support pairs k, 1..{MAX_SHOTS}; a list sweeps: 1,5.")] = None,
     samples: Annotated[str | None, typer.Option(
-        "--samples", "-L", help="Samples of z, 1..16; a range sweeps: 1..10.")] = None,
+        "--samples", "-L", help=f"Samples of z, 1..{MAX_SAMPLES}; a range sweeps: 1..10.")] = None,
     aggregation: Annotated[str | None, typer.Option(
         help="k-shot rule: variance (Eq. 6), mean (Eq. 10), or both: variance,mean.")] = None,
     episodes: Annotated[int | None, typer.Option(help="Test episodes per fold.")] = None,
@@ -216,7 +231,7 @@ def eval_command(
     --samples 1..10 --plot fig3.png (Fig. 3), --shots 5 --aggregation variance,mean (Table 2).
     --engine-dir DIR --backend openvino scores the deployed graphs on the same episodes and noise.
     """
-    from vpi.config import AGGREGATIONS, MAX_SAMPLES, MAX_SHOTS
+    from vpi.config import AGGREGATIONS
     from vpi.ranges import parse_choice_list, parse_int_list
 
     flags = _flags(
@@ -351,7 +366,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def export_command(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `vpi train`.")],
     out: Annotated[Path | None, typer.Option(
-        help="Folder for the graphs and manifest.json (default: export).")] = None,
+        help=f"Folder for the graphs and manifest.json (default: {EXPORT_DIR}).")] = None,
     triton: Annotated[Path | None, typer.Option(
         help="Write a Triton model repository here instead of the --out folder (docs/serving.md).")
     ] = None,
@@ -399,7 +414,7 @@ def export_command(
                                        opset=opset, force=force)
         _print_triton_repository(repo)
         return
-    out = out or Path("export")
+    out = out or Path(EXPORT_DIR)
     if calibration_queries is not None and calibration_support is None:
         raise VpiError("--calibration-queries needs --calibration-support")
     manifest_path = export_model(
@@ -467,14 +482,16 @@ def segment_command(
     engine_dir: Annotated[Path | None, typer.Option(
         "--engine-dir", help="Folder written by `vpi export`.")] = None,
     backend: Annotated[str, typer.Option(help=backend_help(auto=True) + ".")] = "auto",
-    samples: Annotated[int, typer.Option("--samples", "-L", help="Samples of z, 1..16.")] = 6,
+    samples: Annotated[int, typer.Option(
+        "--samples", "-L", help=f"Samples of z, 1..{MAX_SAMPLES}.")] = DEFAULT_SAMPLES,
     seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
-    threshold: Annotated[float, typer.Option(help="Foreground probability threshold.")] = 0.5,
+    threshold: Annotated[float, typer.Option(
+        help="Foreground probability threshold.")] = DEFAULT_THRESHOLD,
     batch_size: Annotated[int, typer.Option(
         help=f"Queries per decoder call, 1..{MAX_BATCH}; the results do not depend on it.")
     ] = SEGMENT_BATCH,
     out: Annotated[Path, typer.Option(help="Folder for the PNGs and results.json.")] = Path(
-        "segment-out"),
+        SEGMENT_DIR),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (torch and onnx).")] = "auto",
     precision: Annotated[str | None, typer.Option(
         help=precision_help("the export's, else fp32"))] = None,
@@ -514,8 +531,9 @@ def segment_command(
 
 @app.command("bench")
 def bench_command(
-    samples: Annotated[str, typer.Option(
-        "--samples", "-L", help="L to measure: a range 1..10, a list 1,2,4,8 or one value.")] = "1..10",
+    samples: Annotated[str | None, typer.Option(
+        "--samples", "-L", help=f"L to measure, within 1..{MAX_SAMPLES}: a range 1..10, a list "
+        f"1,2,4,8 or one value (default: {BENCH_SAMPLES[0]}..{BENCH_SAMPLES[-1]}).")] = None,
     backend: Annotated[str | None, typer.Option(
         help=backend_help(auto=False) + "; or a list: torch,onnx (default: every one; those that "
         "cannot run here are skipped, with the reason).")] = None,
@@ -531,7 +549,8 @@ def bench_command(
         "--preset", "-p", help="Measure a preset with random weights, e.g. pascal-resnet50.")] = None,
     sets: Sets = None,
     image_size: Annotated[int | None, typer.Option(help="Input side of the preset, e.g. 384.")] = None,
-    shots: Annotated[int, typer.Option("--shots", "-k", help="Support pairs K, 1..10.")] = 1,
+    shots: Annotated[int, typer.Option(
+        "--shots", "-k", help=f"Support pairs K, 1..{MAX_SHOTS}.")] = 1,
     warmup: Annotated[int, typer.Option(help="Untimed rounds first (a round runs every cell once).")] = 3,
     repeats: Annotated[int, typer.Option(help="Timed rounds: runs per backend, L and mode.")] = 20,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
@@ -546,7 +565,7 @@ def bench_command(
     json_path: Annotated[Path | None, typer.Option("--json", help="Write every figure here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="PNG of latency (and IoU) against L.")] = None,
     cache_dir: Annotated[Path, typer.Option(
-        help="Where random-weight checkpoints and exports are cached.")] = Path("runs/bench-cache"),
+        help="Where random-weight checkpoints and exports are cached.")] = Path(BENCH_CACHE),
 ) -> None:
     """Measure latency, throughput and memory of the deployed pipeline over backends, L, mode and
     batch size."""
@@ -562,11 +581,11 @@ def bench_command(
         summary_lines,
         write_json,
     )
-    from vpi.config import MAX_SAMPLES
     from vpi.ranges import parse_choice_list, parse_int_list
 
     settings = BenchSettings(
-        samples=tuple(parse_int_list(samples, name="--samples", low=1, high=MAX_SAMPLES)),
+        samples=tuple(parse_int_list(samples, name="--samples", low=1, high=MAX_SAMPLES))
+        if samples is not None else BENCH_SAMPLES,
         backends=tuple(parse_choice_list(backend, name="--backend", choices=tuple(BACKENDS)))
         if backend else None,
         modes=MODES if mode == "both" else tuple(parse_choice_list(mode, name="--mode", choices=MODES)),

@@ -40,6 +40,15 @@ MAX_SHOTS = 10  # K range of the exported prior encoder
 MAX_SAMPLES = 16  # L range of the exported decoder
 MAX_BATCH = 16  # B range of both exported graphs: independent items per call
 SEGMENT_BATCH = 4  # queries per decoder call of `vpi segment`: most of the gain, little memory
+# The defaults every entry point shares (the CLI, the Segmenter, eval and the library's functions).
+DEFAULT_SAMPLES = 6  # L, Monte Carlo samples of z (Eq. 5)
+DEFAULT_THRESHOLD = 0.5  # foreground probability over which a pixel is in the mask
+DEFAULT_PRESET = "demo"  # what `vpi train` trains and `vpi bench` measures when told no other
+RUNS_DIR = "runs"  # the folder of training runs, where the newest checkpoint is looked up
+EXPORT_DIR = "export"  # where `vpi export` writes without --out
+SEGMENT_DIR = "segment-out"  # where `vpi segment` writes without --out
+BENCH_CACHE = "runs/bench-cache"  # `vpi bench`'s random-weight checkpoints and their exports
+BENCH_SAMPLES = tuple(range(1, 11))  # the L that `vpi bench` sweeps unless told: 1..10
 # `vpi export`: a reduced precision may lose GATE_MARGIN class-IoU points against PyTorch fp32 on
 # GATE_EPISODES held-out episodes (vpi.export.gate); int8 calibrates on CALIBRATION_EPISODES.
 GATE_EPISODES = 100
@@ -129,7 +138,7 @@ class TrainConfig:
     eval_every: int = 500
     eval_episodes: int = 200
     checkpoint_every: int = 250
-    out_dir: str = "runs"
+    out_dir: str = RUNS_DIR
 
 
 @dataclass(frozen=True)
@@ -138,14 +147,14 @@ class EvalConfig:
 
     episodes: int = 1000
     shots: int = 1
-    samples: int = 6  # L, Monte Carlo samples of z (Eq. 5)
+    samples: int = DEFAULT_SAMPLES
     seed: int = 0
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
 
 
 @dataclass(frozen=True)
 class Config:
-    name: str = "demo"
+    name: str = DEFAULT_PRESET
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -399,11 +408,17 @@ def get_preset(name: str) -> Config:
 __all__ = [
     "AGGREGATIONS",
     "BACKBONES",
+    "BENCH_CACHE",
+    "BENCH_SAMPLES",
     "Config",
     "DataConfig",
     "DECODERS",
+    "DEFAULT_PRESET",
+    "DEFAULT_SAMPLES",
+    "DEFAULT_THRESHOLD",
     "ENCODER_DEPTHS",
     "ENCODER_STAGES",
+    "EXPORT_DIR",
     "EvalConfig",
     "LR_SCHEDULES",
     "MAX_BATCH",
@@ -411,6 +426,8 @@ __all__ = [
     "MAX_SHOTS",
     "ModelConfig",
     "PRESETS",
+    "RUNS_DIR",
+    "SEGMENT_DIR",
     "SEGMENT_BATCH",
     "OBJECT_SIZES",
     "SURFACES",

@@ -19,13 +19,20 @@ from typing import Any
 import torch
 
 from vpi.checkpoint import file_sha256, read_checkpoint, save_checkpoint
-from vpi.config import Config, apply_overrides, config_from_dict, config_to_dict, get_preset
+from vpi.config import (
+    DEFAULT_PRESET,
+    RUNS_DIR,
+    Config,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    get_preset,
+)
 from vpi.errors import CheckpointError, ConfigError, VpiError
 from vpi.manifest import MANIFEST, read_manifest
 from vpi.model import VPIModel
 from vpi.runtime.registry import BACKENDS
 
-DEFAULT_PRESET = "demo"
 Announce = Callable[[str], None]
 
 
@@ -69,7 +76,7 @@ def resolve_model(
     engine_dir: str | Path | None = None,
     preset: str | None = None,
     overrides: dict[str, Any] | None = None,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = RUNS_DIR,
     seed: int = 0,
 ) -> BenchModel:
     """The model to measure: the checkpoint and/or export given; else the preset given; else the

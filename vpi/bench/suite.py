@@ -26,7 +26,7 @@ from vpi.bench.compare import check_targets, comparisons
 from vpi.bench.machine import describe_machine
 from vpi.bench.source import BenchModel, ensure_checkpoint, export_folder, torch_weights_are_real
 from vpi.bench.timing import Clock, PeakMemory
-from vpi.config import MAX_BATCH, MAX_SAMPLES, MAX_SHOTS
+from vpi.config import BENCH_CACHE, BENCH_SAMPLES, MAX_BATCH, MAX_SAMPLES, MAX_SHOTS
 from vpi.device import resolve_device
 from vpi.errors import BackendError, ConfigError, VpiError
 from vpi.ranges import check_each, check_range
@@ -37,7 +37,6 @@ MODES = ("batched", "looped")
 EVALS = ("builtin",)
 FORMAT = "vpi-bench"
 FORMAT_VERSION = 2  # 2: every result and ratio names its batch size B; over_B1
-DEFAULT_CACHE = Path("runs") / "bench-cache"
 Announce = Callable[[str], None]
 
 
@@ -45,7 +44,7 @@ Announce = Callable[[str], None]
 class BenchSettings:
     """What to sweep and how to time it; values out of range fail here, with the option named."""
 
-    samples: tuple[int, ...] = (1, 2, 4, 6, 8, 10)
+    samples: tuple[int, ...] = BENCH_SAMPLES
     backends: tuple[str, ...] | None = None  # None: every backend that is available here
     modes: tuple[str, ...] = MODES
     batches: tuple[int, ...] = (1,)  # B: users served by one call of each graph
@@ -102,7 +101,7 @@ def run_benchmark(
     bench: BenchModel,
     settings: BenchSettings | None = None,
     *,
-    cache_dir: str | Path = DEFAULT_CACHE,
+    cache_dir: str | Path = BENCH_CACHE,
     announce: Announce | None = None,
 ) -> dict[str, Any]:
     """Measure ``bench`` on every backend of ``settings``; returns the report (see docs/benchmarks.md).

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from vpi.config import Config, config_from_dict
+from vpi.config import DEFAULT_SAMPLES, Config, config_from_dict
 from vpi.errors import BackendError, ConfigError, VpiError
 from vpi.graphs import SampleMaps
 from vpi.manifest import read_manifest
@@ -46,7 +46,7 @@ class RunnerPredictor:
         support_images: torch.Tensor,
         support_masks: torch.Tensor,
         query_images: torch.Tensor,
-        samples: int = 6,
+        samples: int = DEFAULT_SAMPLES,
         generator: torch.Generator | None = None,
     ) -> SampleMaps:
         """Supports (B, K, 3, H, W), masks (B, K, 1, H, W), queries (B, 3, H, W) -> the mean

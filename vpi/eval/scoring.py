@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from vpi.config import DEFAULT_SAMPLES, DEFAULT_THRESHOLD
 from vpi.data.episode import Episode, EpisodeBatch, collate_episodes
 from vpi.eval.baselines import BASELINES
 from vpi.eval.controls import SwappedSupport, support_gain
@@ -34,7 +35,7 @@ class EnginePredictor(Protocol):
 
     def predict(
         self, support_images: torch.Tensor, support_masks: torch.Tensor,
-        query_images: torch.Tensor, samples: int = 6, generator: torch.Generator | None = None,
+        query_images: torch.Tensor, samples: int = DEFAULT_SAMPLES, generator: torch.Generator | None = None,
     ) -> SampleMaps: ...
 
     def check_aggregation(self, rule: str | None) -> None: ...
@@ -68,7 +69,7 @@ def evaluate_model(
     flags = None
     if uncertainty:
         flags = UncertaintyAccumulator(getattr(dataset, "class_ids", ()),
-                                       kwargs.get("threshold", 0.5), kwargs.get("seed", 0))
+                                       kwargs.get("threshold", DEFAULT_THRESHOLD), kwargs.get("seed", 0))
     metrics = score_model(model, dataset, uncertainty=flags, **kwargs).compute()
     if flags is not None:
         metrics["uncertainty"] = flags.compute()
@@ -85,7 +86,7 @@ def score_model(
     *,
     samples: int,
     seed: int = 0,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     aggregation: str | None = None,
     score_at: str = "input",
     device: torch.device | str = "cpu",

@@ -21,7 +21,7 @@ import torch
 
 from vpi import __version__
 from vpi.checkpoint import failure_flag, failure_threshold, file_sha256, load_model
-from vpi.config import Config, apply_overrides, config_to_dict
+from vpi.config import EXPORT_DIR, Config, apply_overrides, config_to_dict
 from vpi.errors import BackendError, ConfigError, VpiError
 from vpi.export.calibration import CalibrationSource, calibration_inputs
 from vpi.export.gate import AccuracyGate, GateSettings
@@ -43,7 +43,7 @@ BF16_OPSET = 22  # the first opset whose Conv accepts bfloat16
 
 def export_model(
     checkpoint: str | Path,
-    out_dir: str | Path = "export",
+    out_dir: str | Path = EXPORT_DIR,
     *,
     engine: str = "onnx",
     precision: str | None = None,

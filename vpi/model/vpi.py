@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vpi.config import MAX_SAMPLES, MAX_SHOTS, ModelConfig
+from vpi.config import DEFAULT_SAMPLES, MAX_SAMPLES, MAX_SHOTS, ModelConfig
 from vpi.data.episode import IGNORE_INDEX, EpisodeBatch
 from vpi.graphs import SampleMaps, draw_noise, summarise_samples
 from vpi.model.backbone import Features, build_backbone
@@ -109,7 +109,7 @@ class VPIModel(nn.Module):
         support_images: torch.Tensor,
         support_masks: torch.Tensor,
         query_images: torch.Tensor,
-        samples: int = 6,
+        samples: int = DEFAULT_SAMPLES,
         generator: torch.Generator | None = None,
     ) -> SampleMaps:
         """Eq. 5: mean foreground probability over L prototypes, and the uncertainty maps over

@@ -12,7 +12,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vpi.config import SEGMENT_BATCH
+from vpi.config import (
+    DEFAULT_SAMPLES,
+    DEFAULT_THRESHOLD,
+    RUNS_DIR,
+    SEGMENT_BATCH,
+    SEGMENT_DIR,
+)
 from vpi.io import ensure_writable_dir
 from vpi.runtime.latest import find_latest_checkpoint
 from vpi.runtime.outputs import query_record, results_document, write_query_outputs, write_results
@@ -29,16 +35,16 @@ def segment_folder(
     checkpoint: str | Path | None = None,
     engine_dir: str | Path | None = None,
     backend: str = "auto",
-    samples: int = 6,
+    samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     batch_size: int = SEGMENT_BATCH,
-    out_dir: str | Path = "segment-out",
+    out_dir: str | Path = SEGMENT_DIR,
     device: str = "auto",
     precision: str | None = None,
     threads: int | None = None,
     performance_hint: str | None = None,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = RUNS_DIR,
     announce: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
     """Segment each query with the support folder's pairs; write PNGs and results.json.

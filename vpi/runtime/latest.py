@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vpi.config import RUNS_DIR
 from vpi.errors import VpiError
 
 CHECKPOINT_NAMES = ("best.pt", "last.pt")  # best first: the one a user would deploy
 
 
-def find_latest_checkpoint(runs_dir: str | Path = "runs") -> Path:
+def find_latest_checkpoint(runs_dir: str | Path = RUNS_DIR) -> Path:
     """``best.pt`` (else ``last.pt``) of the run under ``runs_dir`` whose checkpoint is newest.
 
     Runs live in ``runs_dir/<preset>-<timestamp>/``; recency comes from the checkpoint files'

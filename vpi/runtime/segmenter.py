@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from vpi.config import DEFAULT_SAMPLES, DEFAULT_THRESHOLD
 from vpi.errors import DataError
 from vpi.graphs import confidence, draw_noise, failure_score, noise_generator, reparameterise
 from vpi.ranges import check_threshold
@@ -127,9 +128,9 @@ class Segmenter:
         query: np.ndarray,
         prior: Prior,
         *,
-        samples: int = 6,
+        samples: int = DEFAULT_SAMPLES,
         seed: int = 0,
-        threshold: float = 0.5,
+        threshold: float = DEFAULT_THRESHOLD,
     ) -> Segmentation:
         """One query image (H, W, 3) uint8 -> probability, mask and uncertainty at (H, W)."""
         return self.segment_batch([query], prior, samples=samples, seed=seed, threshold=threshold)[0]
@@ -139,9 +140,9 @@ class Segmenter:
         queries: Sequence[np.ndarray],
         prior: Prior,
         *,
-        samples: int = 6,
+        samples: int = DEFAULT_SAMPLES,
         seed: int = 0,
-        threshold: float = 0.5,
+        threshold: float = DEFAULT_THRESHOLD,
     ) -> list[Segmentation]:
         """Query images (H, W, 3) uint8, any sizes, against one support set in one decoder call.
 
