@@ -206,8 +206,7 @@ def fake_tensorrt(monkeypatch, tmp_path):
     monkeypatch.setattr(pipeline, "import_tensorrt", lambda: types.SimpleNamespace(__version__="10.3.0"))
     monkeypatch.setattr(pipeline, "_build_tensorrt", build)
     monkeypatch.setitem(BACKENDS, "trt", dataclasses.replace(
-        BACKENDS["trt"], opener=lambda folder, options: FakeEngines(folder, device="cpu"),
-        device=lambda runner: torch.device("cpu")))
+        BACKENDS["trt"], opener=lambda folder, options: FakeEngines(folder, device="cpu")))
 
 
 def test_tensorrt_fp16_passes_the_gate_and_records_its_figures(reading_export, reuse_graphs,

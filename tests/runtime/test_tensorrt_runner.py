@@ -110,6 +110,7 @@ def open_runner(monkeypatch, tmp_path):
 
         monkeypatch.setattr(torch.cuda, "stream", stream)
         runner = TensorRTRunner(_engine_folder(tmp_path / f"engines-{refuse}", built_on))
+        assert runner.device == torch.device("cuda")  # where the engines compute
         runner.device = torch.device("cpu")  # no CUDA here
         return runner, calls
 

@@ -192,7 +192,7 @@ def _open_lane(
     except VpiError as exc:
         announce(f"skipped {name}: {exc}")
         return None, {"backend": name, "status": "skipped", "reason": str(exc)}
-    device = BACKENDS[name].device(runner)
+    device = runner.device
     memory = PeakMemory(device, torch_allocated=BACKENDS[name].runs == CHECKPOINT)
     if BACKENDS[name].runs == CHECKPOINT and not torch_weights_are_real(bench):
         runner.warnings.append("random weights of the export's config: no --checkpoint given")

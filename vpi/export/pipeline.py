@@ -196,7 +196,7 @@ def _parity(backend: str, model: VPIModel, spec: GraphSpec, stage: Path) -> dict
     (fp32 for a runtime that takes one); raises when they disagree, so nothing is written."""
     entry = BACKENDS[backend]
     candidate = entry.open(stage, RunnerOptions(device="cpu", precision="fp32"))
-    tolerance = parity_tolerance(candidate.precision, entry.device(candidate).type)
+    tolerance = parity_tolerance(candidate.precision, candidate.device.type)
     report = parity_report(TorchRunner(model, spec, device="cpu"), candidate, spec, tolerance)
     check_parity(report, entry.library)
     return report

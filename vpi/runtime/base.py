@@ -24,8 +24,10 @@ class Runner(ABC):
     returns fp32 CPU tensors.
 
     ``name`` says which backend ran (e.g. "onnx (CUDAExecutionProvider)"); ``precision`` what it
-    computes in (reports and the parity tolerance read it); ``warnings`` collects what a user
-    should see, such as a provider that silently fell back to the CPU.
+    computes in (reports and the parity tolerance read it); ``device`` where it computes (the CPU
+    unless a runner says otherwise: the benchmark's clock and the parity tolerance read it);
+    ``warnings`` collects what a user should see, such as a provider that silently fell back to
+    the CPU.
     """
 
     backend: str = "base"
@@ -34,10 +36,20 @@ class Runner(ABC):
     def __init__(self, spec: GraphSpec) -> None:
         self.spec = spec
         self.warnings: list[str] = []
+        self._device = torch.device("cpu")
 
     @property
     def name(self) -> str:
         return self.backend
+
+    @property
+    def device(self) -> torch.device:
+        """Where the graphs compute."""
+        return self._device
+
+    @device.setter
+    def device(self, device: torch.device) -> None:
+        self._device = device
 
     def check_request(
         self, *, batch: int | None = None, shots: int | None = None, samples: int | None = None

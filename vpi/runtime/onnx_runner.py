@@ -121,6 +121,11 @@ class OnnxRunner(Runner):
     def name(self) -> str:
         return f"onnx ({self.provider})"
 
+    @property
+    def device(self) -> torch.device:
+        """The CUDA GPU where the CUDA provider runs the graphs, else the CPU."""
+        return torch.device("cuda" if self.provider == CUDA else "cpu")
+
     def _run(self, graph: str, feeds: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         arrays = {key: value.numpy() for key, value in feeds.items()}
         return tuple(_tensor(output) for output in self.sessions[graph].run(None, arrays))

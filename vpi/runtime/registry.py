@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from vpi.errors import BackendError, ConfigError
 
 if TYPE_CHECKING:
-    import torch
 
     from vpi.runtime.base import Runner
 
@@ -68,7 +67,8 @@ def _never(device: str) -> str | None:
 
 @dataclass(frozen=True)
 class Backend:
-    """One backend: what it runs, the package it needs, how to open it and where it computes.
+    """One backend: what it runs, the package it needs and how to open it (its runner says where
+    it computes: ``Runner.device``).
 
     ``summary`` is its phrase in the CLI's help, ``library`` its name in messages. ``engine`` is
     the `vpi export --engine` (named after the backend) that writes the files it runs from, None
@@ -86,7 +86,6 @@ class Backend:
     package: str
     missing: str
     opener: Callable[[Path, RunnerOptions], Runner]
-    device: Callable[[Runner], torch.device]
     engine: str | None = None
     reads_onnx: bool = False
     precisions: tuple[str, ...] = ()
@@ -147,30 +146,6 @@ def _trt(folder: Path, options: RunnerOptions) -> Runner:
     return TensorRTRunner(folder)
 
 
-def _own_device(runner: Runner) -> torch.device:
-    return runner.device  # type: ignore[attr-defined]  # TorchRunner's resolved device
-
-
-def _onnx_device(runner: Runner) -> torch.device:
-    import torch
-
-    from vpi.runtime.onnx_runner import CUDA
-
-    return torch.device("cuda" if runner.provider == CUDA else "cpu")  # type: ignore[attr-defined]
-
-
-def _cpu(runner: Runner) -> torch.device:
-    import torch
-
-    return torch.device("cpu")
-
-
-def _cuda(runner: Runner) -> torch.device:
-    import torch
-
-    return torch.device("cuda")
-
-
 def _trt_auto_skip(device: str) -> str | None:
     return "device is cpu" if device == "cpu" else None
 
@@ -202,27 +177,26 @@ def _onnx_has_a_gpu() -> bool:
 _TORCH_MISSING = "PyTorch is not installed: pip install vpi"
 _ENTRIES = (
     Backend(name="torch", summary="eager PyTorch, the reference", library="PyTorch", key="torch",
-            runs=CHECKPOINT, package="torch", missing=_TORCH_MISSING, opener=_torch,
-            device=_own_device),
+            runs=CHECKPOINT, package="torch", missing=_TORCH_MISSING, opener=_torch),
     Backend(name="torch-amp", summary="PyTorch with autocast, CUDA only", library="PyTorch",
             key="torch", runs=CHECKPOINT, package="torch", missing=_TORCH_MISSING,
-            opener=_torch_amp, device=_own_device),
+            opener=_torch_amp),
     Backend(name="onnx", summary="ONNX Runtime, CPU or CUDA", library="ONNX Runtime",
             key="onnxruntime", runs=EXPORT, package="onnxruntime",
             missing="ONNX Runtime is not installed: pip install 'vpi[cpu]' (or 'vpi[gpu]' for CUDA)",
-            opener=_onnx, device=_onnx_device, engine="onnx", reads_onnx=True,
+            opener=_onnx, engine="onnx", reads_onnx=True,
             takes=frozenset({"threads"})),
     Backend(name="openvino", summary="OpenVINO on the CPU", library="OpenVINO", key="openvino",
             runs=EXPORT, package="openvino",
             missing="OpenVINO is not installed: pip install 'vpi[openvino]'",
-            opener=_openvino, device=_cpu, engine="openvino", reads_onnx=True,
+            opener=_openvino, engine="openvino", reads_onnx=True,
             precisions=("fp32", "bf16", "fp16", "int8"),
             takes=frozenset({"threads", "precision", "performance_hint"}),
             auto_skip=_openvino_auto_skip),
     Backend(name="trt", summary="TensorRT engines, NVIDIA GPU", library="TensorRT", key="tensorrt",
             runs=EXPORT, package="tensorrt",
             missing="TensorRT is not installed: pip install 'vpi[gpu]' on a machine with an NVIDIA GPU",
-            opener=_trt, device=_cuda, engine="trt", auto_skip=_trt_auto_skip),
+            opener=_trt, engine="trt", auto_skip=_trt_auto_skip),
 )
 BACKENDS: dict[str, Backend] = {entry.name: entry for entry in _ENTRIES}
 ENGINES = tuple(dict.fromkeys(b.engine for b in _ENTRIES if b.engine))  # `vpi export --engine`
