@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vpi.config import DEFAULT_SAMPLES, RUNS_DIR
 from vpi.demo.examples import EXAMPLES_DIR
 from vpi.demo.handlers import KEEP, DemoHandlers
 from vpi.demo.inputs import MAX_SUPPORT
@@ -78,8 +79,9 @@ def build_page(handlers: DemoHandlers) -> Any:
                 queries = gr.File(label="query photos", file_count="multiple", type="filepath",
                                   height=150, elem_id="vpi-queries")
                 with gr.Row():
-                    samples = gr.Slider(1, session.max_samples, value=min(6, session.max_samples),
-                                        step=1, label="L: samples of z", elem_id="vpi-samples")
+                    samples = gr.Slider(1, session.max_samples, step=1, label="L: samples of z",
+                                        value=min(DEFAULT_SAMPLES, session.max_samples),
+                                        elem_id="vpi-samples")
                     backend = gr.Dropdown(list(session.backends), value=session.default_backend,
                                           label="backend", elem_id="vpi-backend")
                 go = gr.Button("Segment", variant="primary", elem_id="vpi-segment")
@@ -113,7 +115,7 @@ def serve_demo(
     device: str = "auto",
     host: str = "127.0.0.1",
     port: int = 7860,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = RUNS_DIR,
     announce: Callable[[str], None] = lambda line: None,
 ) -> None:
     """Serve the demo page until interrupted (Ctrl-C).

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from vpi.config import SEGMENT_BATCH
+from vpi.config import DEFAULT_SAMPLES, DEFAULT_THRESHOLD, SEGMENT_BATCH
 from vpi.demo.inputs import Query, SupportExample, check_support
 from vpi.errors import ConfigError
 from vpi.io import ensure_writable_dir
@@ -34,8 +34,7 @@ from vpi.runtime.registry import BACKENDS, CHECKPOINT, EXPORT
 from vpi.runtime.segmenter import Prior, Segmenter
 from vpi.runtime.select import BackendChoice, open_backend
 
-SEED = 0  # `vpi segment`'s defaults, so the page's results.json is the one it would write
-THRESHOLD = 0.5
+SEED = 0  # `vpi segment`'s default seed and threshold: the page's results.json is the one it writes
 
 
 @dataclass
@@ -112,7 +111,7 @@ class DemoSession:
         queries: Sequence[Query],
         *,
         backend: str | None = None,
-        samples: int = 6,
+        samples: int = DEFAULT_SAMPLES,
         read_ms: float = 0.0,
     ) -> DemoResult:
         """Segment ``queries`` with ``support`` (already checked pairs), as `vpi segment` does."""
@@ -136,7 +135,7 @@ class DemoSession:
         for first in range(0, len(queries), batch_size):
             batch = queries[first:first + batch_size]
             results = segmenter.segment_batch([q.image for q in batch], prior, samples=samples,
-                                              seed=SEED, threshold=THRESHOLD)
+                                              seed=SEED, threshold=DEFAULT_THRESHOLD)
             for query, result in zip(batch, results, strict=True):
                 t0 = time.perf_counter()
                 files = write_query_outputs(out, Path(query.name), query.image, result)
@@ -150,7 +149,7 @@ class DemoSession:
             choice, checkpoint=self.checkpoint, engine_dir=self.engine_dir,
             support={"folder": None, "prior": "reused from the cache" if reused else "encoded",
                      "pairs": [{"image": s.name, "mask": s.mask_name} for s in support]},
-            samples=samples, seed=SEED, threshold=THRESHOLD, batch_size=batch_size, queries=records,
+            samples=samples, seed=SEED, threshold=DEFAULT_THRESHOLD, batch_size=batch_size, queries=records,
             timing_ms={"read_inputs": round(read_ms, 3), "open_backend": _ms(started, opened),
                        "encode_support": _ms(opened, encoded),
                        "segment_queries": _ms(encoded, time.perf_counter())},
