@@ -16,6 +16,7 @@ from vpi.checkpoint import file_sha256, save_checkpoint
 from vpi.config import config_to_dict
 from vpi.errors import BackendError, ConfigError, VpiError
 from vpi.export import export_model, pipeline
+from vpi.export.engines import EXPORT_ENGINES
 from vpi.export.onnx_export import check_graph, graph_signatures
 from vpi.graphs import GraphSpec
 from vpi.model import VPIModel
@@ -146,6 +147,10 @@ def test_bad_engine_and_precision(exported, tmp_path):
                                           "applies to --engine openvino or trt"):
         export_model(exported[0], tmp_path / "x", precision="fp16")
     assert not (tmp_path / "x").exists()
+
+
+def test_the_export_engines_are_the_backend_tables_engines():
+    assert tuple(EXPORT_ENGINES) == ENGINES
 
 
 @pytest.mark.parametrize("engine", ENGINES)

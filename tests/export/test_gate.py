@@ -7,7 +7,6 @@ import dataclasses
 import json
 import shutil
 import sys
-import types
 
 import pytest
 import torch
@@ -17,9 +16,11 @@ from vpi.checkpoint import load_model
 from vpi.errors import AccuracyError, BackendError, ConfigError
 from vpi.export import export_model, pipeline
 from vpi.export.calibration import CalibrationSource, calibration_inputs
+from vpi.export.engines import EXPORT_ENGINES
 from vpi.export.gate import AccuracyGate, GateSettings
 from vpi.export.openvino import NNCF_MISSING, faster_precisions, quantized_ops
 from vpi.export.parity import check_parity, parity_report, parity_tolerance
+from vpi.export.tensorrt import precision_plan
 from vpi.graphs import GraphSpec
 from vpi.runtime import BACKENDS, OnnxRunner, OpenVinoRunner, TorchRunner
 
@@ -203,8 +204,9 @@ def fake_tensorrt(monkeypatch, tmp_path):
     def build(model, spec, stage, plan, opset):
         return {"precision": plan.precision, "files": {}, "profiles": {}}
 
-    monkeypatch.setattr(pipeline, "import_tensorrt", lambda: types.SimpleNamespace(__version__="10.3.0"))
-    monkeypatch.setattr(pipeline, "_build_tensorrt", build)
+    monkeypatch.setitem(EXPORT_ENGINES, "trt", dataclasses.replace(
+        EXPORT_ENGINES["trt"], check=lambda precision: precision_plan("10.3.0", precision or "fp16"),
+        write=build))
     monkeypatch.setitem(BACKENDS, "trt", dataclasses.replace(
         BACKENDS["trt"], opener=lambda folder, options: FakeEngines(folder, device="cpu")))
 

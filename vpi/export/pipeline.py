@@ -24,21 +24,18 @@ from vpi.checkpoint import failure_flag, failure_threshold, file_sha256, load_mo
 from vpi.config import EXPORT_DIR, Config, apply_overrides, config_to_dict
 from vpi.errors import BackendError, ConfigError, VpiError
 from vpi.export.calibration import CalibrationSource, calibration_inputs
+from vpi.export.engines import EXPORT_ENGINES, Request
 from vpi.export.gate import AccuracyGate, GateSettings
 from vpi.export.onnx_export import check_graph, export_graphs, graph_signatures
-from vpi.export.openvino import INT8, faster_precisions, ir_precision, quantize_ir, write_ir
+from vpi.export.openvino import INT8, faster_precisions, quantize_ir
 from vpi.export.parity import check_parity, parity_report, parity_tolerance
-from vpi.export.tensorrt import ENGINE_FILES, PrecisionPlan, build_engines, precision_plan
+from vpi.export.tensorrt import PrecisionPlan
 from vpi.graphs import GRAPH_FILES, GraphSpec
 from vpi.io import ensure_writable_dir
 from vpi.manifest import FORMAT, FORMAT_VERSION, MANIFEST, write_manifest
 from vpi.model import VPIModel
-from vpi.model.graphs import typed_model
 from vpi.runtime.registry import BACKENDS, ENGINES, RunnerOptions
-from vpi.runtime.tensorrt_compat import import_tensorrt
 from vpi.runtime.torch_runner import TorchRunner
-
-BF16_OPSET = 22  # the first opset whose Conv accepts bfloat16
 
 
 def export_model(
@@ -92,11 +89,9 @@ def export_model(
             "onnx_export": round(exported - started, 3),
             "onnx_parity": round(time.perf_counter() - exported, 3),
         }
-        if engine == "trt":
-            manifest["tensorrt"] = _build_tensorrt(model, spec, stage, request, opset)
-        elif engine == "openvino":
-            manifest["openvino"] = write_ir(stage, request or "fp32")
-        if engine != "onnx":  # an engine is named after the backend that runs its files
+        write_engine = EXPORT_ENGINES[engine].write
+        if write_engine is not None:  # an engine is named after the backend that runs its files
+            manifest[BACKENDS[engine].key] = write_engine(model, spec, stage, request, opset)
             write_manifest(stage, manifest)
             manifest["parity"][BACKENDS[engine].key] = _parity(engine, model, spec, stage)
             _gate_precision(engine, request, model, episodes_config, stage, manifest,
@@ -110,22 +105,21 @@ def export_model(
 
 def check_engine_request(
     engine: str, precision: str | None, engines: tuple[str, ...] = ENGINES
-) -> PrecisionPlan | str | None:
+) -> Request:
     """Validate engine (one of ``engines``) and precision, and fail on a missing library before
-    anything is written; returns TensorRT's precision plan, the OpenVINO IR's precision (None:
-    the fastest that passes the accuracy gate), or None for ONNX."""
+    anything is written; returns the engine's request (``EXPORT_ENGINES``): TensorRT's precision
+    plan, the OpenVINO IR's precision (None: the fastest that passes the accuracy gate), or None
+    for the ONNX graphs alone."""
     if engine not in engines:
         raise ConfigError(f"engine is {engine!r}; choose one of: {', '.join(engines)}")
-    if engine == "onnx" and precision not in (None, "fp32"):
-        others = " or ".join(e for e in engines if e != "onnx")
-        raise ConfigError(
-            f"ONNX graphs are exported in fp32; precision {precision!r} applies to --engine {others}"
-        )
-    if engine == "trt":
-        return precision_plan(import_tensorrt().__version__, precision or "fp16")
-    if engine == "openvino":
-        return ir_precision(precision)
-    return None
+    check = EXPORT_ENGINES[engine].check
+    if check is None:
+        if precision not in (None, "fp32"):
+            others = " or ".join(e for e in engines if EXPORT_ENGINES[e].check is not None)
+            raise ConfigError(f"ONNX graphs are exported in fp32; precision {precision!r} "
+                              f"applies to --engine {others}")
+        return None
+    return check(precision)
 
 
 def _check_out_dir(out: Path, digest: str, force: bool) -> None:
@@ -268,20 +262,3 @@ def _why(
         return f"{', '.join(tried)} lost more than {margin:g} points; fp32 needs no gate"
     return f"this CPU offers no faster precision ({'; '.join(f'{p}: {why}' for p, why in skipped.items())})"
 
-
-def _build_tensorrt(
-    model: VPIModel, spec: GraphSpec, stage: Path, plan: PrecisionPlan, opset: int | None
-) -> dict[str, Any]:
-    """Engines from the fp32 graphs, or for fp16/bf16 from typed copies (strongly typed builds)."""
-    sources = {name: stage / file for name, file in GRAPH_FILES.items()}
-    if plan.graph_dtype != torch.float32:
-        suffix = f".{plan.precision}.onnx"
-        sources = {name: stage / file.replace(".onnx", suffix) for name, file in GRAPH_FILES.items()}
-        if plan.graph_dtype == torch.bfloat16:
-            opset = max(opset or BF16_OPSET, BF16_OPSET)
-        export_graphs(typed_model(model, plan.graph_dtype), spec, sources, opset=opset)
-        signatures = graph_signatures(spec)
-        for name, path in sources.items():
-            check_graph(path, signatures[name])
-    plans = {name: stage / file for name, file in ENGINE_FILES.items()}
-    return build_engines(sources, plans, spec, plan)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -28,9 +29,12 @@ import torch
 from vpi.errors import BackendError, ConfigError
 from vpi.graphs import GraphSpec
 from vpi.io import atomic_write_bytes
+from vpi.model import VPIModel
+from vpi.model.graphs import typed_model
 from vpi.runtime.tensorrt_compat import device_fingerprint, import_tensorrt
 
 PRECISIONS = ("fp16", "fp32", "bf16")
+BF16_OPSET = 22  # the first opset whose Conv accepts bfloat16
 SHOTS_PROFILE = (1, 1)  # min and opt of K; max is the spec's max_shots
 SAMPLES_PROFILE = (1, 6)  # min and opt of L; max is the spec's max_samples
 # min and opt of B; max is the spec's max_batch. A support set is usually encoded alone, while
@@ -68,6 +72,27 @@ def precision_plan(tensorrt_version: str, precision: str) -> PrecisionPlan:
         raise BackendError(f"TensorRT {tensorrt_version} is too old: vpi needs TensorRT 10 or newer")
     dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
     return PrecisionPlan(precision, dtypes[precision], tf32=precision != "fp32")
+
+
+def typed_sources(
+    model: VPIModel,
+    spec: GraphSpec,
+    sources: dict[str, Path],
+    plan: PrecisionPlan,
+    opset: int | None,
+    export: Callable[..., Any],
+) -> dict[str, Path]:
+    """The ONNX files TensorRT builds ``plan`` from: ``sources`` themselves for fp32; for
+    fp16/bf16, typed copies (``typed_model``) written beside them as NAME.<precision>.onnx by
+    ``export(model, spec, paths, opset=...)``, the exporter of those graphs (bf16 needs opset
+    ``BF16_OPSET`` or later)."""
+    if plan.graph_dtype == torch.float32:
+        return sources
+    typed = {name: path.with_suffix(f".{plan.precision}.onnx") for name, path in sources.items()}
+    if plan.graph_dtype == torch.bfloat16:
+        opset = max(opset or BF16_OPSET, BF16_OPSET)
+    export(typed_model(model, plan.graph_dtype), spec, typed, opset=opset)
+    return typed
 
 
 def optimization_profiles(spec: GraphSpec) -> dict[str, dict[str, list[list[int]]]]:

@@ -29,8 +29,8 @@ from vpi.checkpoint import file_sha256, load_model
 from vpi.errors import CheckpointError, VpiError
 from vpi.export.onnx_export import check_graph
 from vpi.export.parity import FP32_TOLERANCE, check_parity, parity_report
-from vpi.export.pipeline import BF16_OPSET, check_engine_request
-from vpi.export.tensorrt import PrecisionPlan, build_engines
+from vpi.export.pipeline import check_engine_request
+from vpi.export.tensorrt import PrecisionPlan, build_engines, typed_sources
 from vpi.export.triton_graphs import (
     Signature,
     export_triton_graphs,
@@ -40,7 +40,6 @@ from vpi.export.triton_graphs import (
 from vpi.graphs import GraphSpec
 from vpi.io import ensure_writable_dir
 from vpi.model import VPIModel
-from vpi.model.graphs import typed_model
 from vpi.runtime.registry import BACKENDS
 from vpi.runtime.tensorrt_compat import import_tensorrt
 from vpi.runtime.torch_runner import TorchRunner
@@ -276,10 +275,5 @@ def _build_plans(
     fp16/bf16 plans are built from typed copies of the graphs (strongly typed builds).
     """
     import_tensorrt()
-    if plan.graph_dtype != torch.float32:
-        typed = {name: path.with_suffix(f".{plan.precision}.onnx") for name, path in sources.items()}
-        if plan.graph_dtype == torch.bfloat16:
-            opset = max(opset or BF16_OPSET, BF16_OPSET)
-        export_triton_graphs(typed_model(model, plan.graph_dtype), spec, typed, opset=opset)
-        sources = typed
+    sources = typed_sources(model, spec, sources, plan, opset, export_triton_graphs)
     build_engines(sources, targets, spec, plan, profiles=triton_profiles(spec))
