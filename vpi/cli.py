@@ -267,93 +267,18 @@ def eval_command(
 
 
 def _evaluate(checkpoints: list[Path], overrides: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    from vpi.eval.protocol import models_under_matcher, run_evaluation
+    from vpi.eval.protocol import run_evaluation
+    from vpi.eval.report import eval_tables, eval_warnings
 
     report = run_evaluation(
         checkpoints, overrides=overrides, announce=lambda line: console.print(f"[dim]{line}[/]"),
         **kwargs,
     )
-    console.print(_report_table(report))
-    console.print(_per_class_table(report))
-    if any("uncertainty" in run for run in report["runs"]):
-        from vpi.eval.report import uncertainty_table
-
-        console.print(uncertainty_table(report))
-    from vpi.eval.controls import LOW_SUPPORT_GAIN
-
-    weak = [f"{e['label']} (k={e['shots']}, L={e['samples']}): {e['support_gain']['mean']:.1f}"
-            for e in report["summary"]
-            if "support_gain" in e and e["support_gain"]["mean"] < LOW_SUPPORT_GAIN]
-    if weak:
-        console.print(f"[yellow]warning:[/] support gain under {LOW_SUPPORT_GAIN:g} points, the "
-                      f"model barely uses its support: {'; '.join(weak)}", soft_wrap=True)
-    under = models_under_matcher(report)
-    if under:
-        console.print(f"[yellow]warning:[/] under the training-free matcher, the model learned less "
-                      f"than nothing on this data: {'; '.join(under)}", soft_wrap=True)
+    for table in eval_tables(report):
+        console.print(table)
+    for line in eval_warnings(report):
+        console.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
     return report
-
-
-def _report_table(report: dict[str, Any]) -> Table:
-    s = report["settings"]
-    # The episodes scored, not the setting: FSS walks every test image once, whatever it asks.
-    scored = sorted({r["episodes"] for r in report["runs"]})
-    episodes = "/".join(map(str, scored)) if scored else s["episodes"]
-    table = Table(title=f"{s['dataset']} · {episodes} episodes per fold · seeds {s['seeds']}")
-    for name in ("predictor", "k", "L", "aggregation"):
-        table.add_column(name)
-    folds = sorted({f for entry in report["summary"] for f in entry["folds"]})
-    folds = folds if len(folds) > 1 else []  # one fold: its column would repeat the mean
-    for fold in folds:
-        table.add_column(f"fold {fold}\nclass-IoU", justify="right")
-    table.add_column("class-IoU (mIoU)", justify="right")
-    table.add_column("FB-IoU", justify="right")
-    table.add_column("swapped support\nclass-IoU", justify="right")
-    table.add_column("support gain\n(points)", justify="right")
-    for entry in report["summary"]:
-        per_fold = entry["class_iou"]["per_fold"]
-        controls = ("–", "–")
-        if "support_gain" in entry:
-            gain = entry["support_gain"]
-            controls = (_pct(entry["swapped_class_iou"]["mean"], entry["swapped_class_iou"]["std"]),
-                        f"{gain['mean']:.1f}" + (f" ± {gain['std']:.1f}" if gain["std"] else ""))
-        table.add_row(
-            entry["label"], str(entry["shots"]), _dash(entry["samples"]), _dash(entry["aggregation"]),
-            *[_pct(per_fold[f]) if f in per_fold else "" for f in folds],
-            _pct(entry["class_iou"]["mean"], entry["class_iou"]["std"]),
-            _pct(entry["fb_iou"]["mean"], entry["fb_iou"]["std"]),
-            *controls,
-        )
-    return table
-
-
-def _per_class_table(report: dict[str, Any]) -> Table:
-    """Class-IoU per class, by name, of each model and the matcher: the first run of each label
-    (its first fold, seed, k, L and rule), so a class the model misses stands out beside the
-    matcher's figure for it."""
-    from vpi.eval.protocol import MATCHER
-
-    first: dict[str, dict[str, float]] = {}
-    for run in report["runs"]:
-        if (run["samples"] is not None or run["label"] == MATCHER) and run["label"] not in first:
-            first[run["label"]] = run["per_class_iou"]
-    table = Table(title="class-IoU per class (the first setting of each)")
-    table.add_column("class")
-    for label in first:
-        table.add_column(label, justify="right")
-    classes = dict.fromkeys(name for per_class in first.values() for name in per_class)
-    for name in classes:
-        table.add_row(name, *[_pct(per_class[name]) if name in per_class else "–"
-                              for per_class in first.values()])
-    return table
-
-
-def _dash(value: object) -> str:
-    return "–" if value is None else str(value)
-
-
-def _pct(value: float, std: float = 0.0) -> str:
-    return f"{100 * value:.1f}" + (f" ± {100 * std:.1f}" if std else "")
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
