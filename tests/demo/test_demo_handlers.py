@@ -30,13 +30,15 @@ def test_add_then_segment(handlers):
     results, summary, downloads, status = handlers.segment(
         support, [str(QUERIES / "query1.png"), str(QUERIES / "query2.png")], 6.0, "auto")
     assert status.startswith("Segmented 2 queries with 1 support photo on torch")
-    assert [caption for _, caption in results][:3] == [
+    assert [caption for _, caption in results][:4] == [
         "query1.png · mask over the photo", "query1.png · foreground probability",
-        "query1.png · uncertainty (std of the L samples)"]
+        "query1.png · uncertainty (entropy of the mean probability)",
+        "query1.png · the L samples' disagreement (mutual information)"]
     assert [d.rsplit("/", 1)[1] for d in downloads] == ["query1_mask.png", "query2_mask.png",
                                                         "results.json"]
     assert "**1-shot · L = 6 · torch" in summary and "| query1.png | 128×128 |" in summary
     assert "encode support" in summary
+    assert "| confidence | likely failed |" in summary and "no threshold recorded" in summary
 
 
 def test_bad_input_is_a_status_line_and_the_next_request_works(handlers, tmp_path):

@@ -56,7 +56,9 @@ def test_the_maps_shown_are_the_segmenters(session, reading_checkpoint):
     shown = result.outputs[0]
     assert np.array_equal(np.asarray(Image.open(shown.mask_path)), expected.mask.astype(np.uint8) * 255)
     assert np.array_equal(shown.probability, np.rint(expected.probability * 255).astype(np.uint8))
-    assert shown.overlay.shape == shown.uncertainty.shape == (*query.shape[:2], 3)
+    assert shown.overlay.shape == shown.entropy.shape == shown.disagreement.shape == (*query.shape[:2], 3)
+    entropy = np.asarray(Image.open(shown.mask_path.with_name("query1_entropy.png")))
+    assert np.array_equal(shown.entropy, entropy)  # the PNG `vpi segment` writes
 
 
 def test_the_support_prior_is_encoded_once_while_the_support_does_not_change(session, monkeypatch):

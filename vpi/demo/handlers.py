@@ -79,12 +79,14 @@ def support_gallery(support: Sequence[SupportExample]) -> Gallery:
 
 
 def results_gallery(result: DemoResult) -> Gallery:
-    """Per query: the overlay, the probability and the uncertainty map."""
+    """Per query: the overlay, the probability and the two uncertainty maps."""
     items: Gallery = []
     for out in result.outputs:
         items += [(out.overlay, f"{out.name} · mask over the photo"),
                   (out.probability, f"{out.name} · foreground probability"),
-                  (out.uncertainty, f"{out.name} · uncertainty (std of the L samples)")]
+                  (out.entropy, f"{out.name} · uncertainty (entropy of the mean probability)"),
+                  (out.disagreement, f"{out.name} · the L samples' disagreement (mutual "
+                                     "information)")]
     return items
 
 
@@ -94,12 +96,13 @@ def summary(result: DemoResult) -> str:
     prior = "reused from the cache (same support)" if result.prior_reused else "encoded"
     lines = [f"**{len(r['support']['pairs'])}-shot · L = {r['samples_decoded']} · {r['backend']}** "
              f"({r['precision']}) · support prior {prior}", "",
-             "| query | size | foreground | mean uncertainty | decode ms |",
-             "| --- | --- | --- | --- | --- |"]
+             "| query | size | foreground | confidence | likely failed | decode ms |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    failed = {True: "**yes**", False: "no", None: "– (no threshold recorded)"}
     for q in r["queries"]:
         lines.append(f"| {q['query']} | {q['size'][0]}×{q['size'][1]} | "
-                     f"{100 * q['foreground_fraction']:.1f}% | {q['mean_uncertainty']:.4f} | "
-                     f"{q['timing_ms']['decode']:.1f} |")
+                     f"{100 * q['foreground_fraction']:.1f}% | {q['confidence']:.3f} | "
+                     f"{failed[q['likely_failed']]} | {q['timing_ms']['decode']:.1f} |")
     t = r["timing_ms"]
     lines += ["", f"Timings (ms): read {t['read_inputs']:.1f} · open backend {t['open_backend']:.1f}"
                   f" · encode support {t['encode_support']:.1f} · segment {t['segment_queries']:.1f}"

@@ -23,6 +23,7 @@ from vpi.demo.inputs import Query, SupportExample, check_support
 from vpi.errors import ConfigError
 from vpi.io import ensure_writable_dir
 from vpi.runtime.outputs import (
+    HEAT_MAPS,
     heat_map,
     overlay,
     query_record,
@@ -44,7 +45,8 @@ class QueryOutput:
     name: str
     overlay: np.ndarray  # (H, W, 3) uint8, the mask tinted over the photo
     probability: np.ndarray  # (H, W) uint8, foreground probability × 255
-    uncertainty: np.ndarray  # (H, W, 3) uint8, the heat map `vpi segment` writes
+    entropy: np.ndarray  # (H, W, 3) uint8, the entropy heat map `vpi segment` writes
+    disagreement: np.ndarray  # (H, W, 3) uint8, its mutual-information heat map
     mask_path: Path
 
 
@@ -144,7 +146,9 @@ class DemoSession:
                 outputs.append(QueryOutput(
                     query.name, overlay(query.image, result.mask),
                     np.rint(np.clip(result.probability, 0.0, 1.0) * 255).astype(np.uint8),
-                    heat_map(result.uncertainty), out / files["mask"]))
+                    *(heat_map(getattr(result, HEAT_MAPS[kind][0]), *HEAT_MAPS[kind][1:])
+                      for kind in ("entropy", "mutual_information")),
+                    out / files["mask"]))
         document = results_document(
             choice, checkpoint=self.checkpoint, engine_dir=self.engine_dir,
             support={"folder": None, "prior": "reused from the cache" if reused else "encoded",
