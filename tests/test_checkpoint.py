@@ -1,8 +1,16 @@
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
 from vpi.checkpoint import FORMAT_VERSION, load_model, read_checkpoint, save_checkpoint
 from vpi.errors import CheckpointError
+
+
+def _copy(checkpoint: Path, folder: Path) -> Path:
+    """A copy of the session's checkpoint that a test may change."""
+    return Path(shutil.copy(checkpoint, folder / checkpoint.name))
 
 
 def test_checkpoint_rebuilds_the_same_model(tiny_checkpoint, tiny_model, tiny_config):
@@ -25,32 +33,35 @@ def test_not_a_checkpoint(tmp_path):
         read_checkpoint(tmp_path / "missing.pt")
 
 
-def test_checkpoint_from_an_incompatible_version_is_refused(tiny_checkpoint):
-    state = torch.load(tiny_checkpoint, weights_only=False)
+def test_checkpoint_from_an_incompatible_version_is_refused(tiny_checkpoint, tmp_path):
+    checkpoint = _copy(tiny_checkpoint, tmp_path)
+    state = torch.load(checkpoint, weights_only=False)
     state["format_version"] = FORMAT_VERSION + 1
     state["vpi_version"] = "9.0.0"
-    torch.save(state, tiny_checkpoint)
+    torch.save(state, checkpoint)
     with pytest.raises(CheckpointError, match="written by vpi 9.0.0"):
-        read_checkpoint(tiny_checkpoint)
+        read_checkpoint(checkpoint)
 
 
 def test_interrupted_save_keeps_the_previous_file(tiny_checkpoint, tiny_model, tiny_config,
-                                                  monkeypatch):
-    before = tiny_checkpoint.read_bytes()
+                                                  monkeypatch, tmp_path):
+    checkpoint = _copy(tiny_checkpoint, tmp_path)
+    before = checkpoint.read_bytes()
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(tiny_checkpoint, tiny_model, tiny_config, step=5)
-    assert tiny_checkpoint.read_bytes() == before
-    assert [p.name for p in tiny_checkpoint.parent.iterdir()] == [tiny_checkpoint.name]
+        save_checkpoint(checkpoint, tiny_model, tiny_config, step=5)
+    assert checkpoint.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [checkpoint.name]
 
 
-def test_checkpoint_missing_weights_names_them(tiny_checkpoint):
-    state = torch.load(tiny_checkpoint, weights_only=False)
+def test_checkpoint_missing_weights_names_them(tiny_checkpoint, tmp_path):
+    checkpoint = _copy(tiny_checkpoint, tmp_path)
+    state = torch.load(checkpoint, weights_only=False)
     del state["model"]["decoder.head.weight"]
-    torch.save(state, tiny_checkpoint)
+    torch.save(state, checkpoint)
     with pytest.raises(CheckpointError, match="lacks weights for its model: decoder.head.weight"):
-        load_model(tiny_checkpoint)
+        load_model(checkpoint)

@@ -23,7 +23,6 @@ from runtime.helpers import (
     run_cli,
     snapshot,
     tensorrt_missing,
-    tiny_export,
     write_pair,
 )
 
@@ -31,12 +30,6 @@ from vpi.cli import main
 from vpi.runtime import Segmenter, TorchRunner, find_support_pairs, load_support
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory) -> tuple[Path, Path]:
-    """(checkpoint, export folder): the session's shared tiny export."""
-    return tiny_export(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="module")

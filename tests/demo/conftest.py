@@ -9,10 +9,7 @@ from pathlib import Path
 
 import pytest
 from demo_helpers import DemoServer, start_demo, stop_demo
-from runtime.helpers import (
-    exported,  # noqa: F401  (the session's shared tiny export)
-    support_reading_model,
-)
+from runtime.helpers import support_reading_model
 
 from vpi.checkpoint import save_checkpoint
 from vpi.config import get_preset

@@ -39,8 +39,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture(scope="module")
-def repo(checkpoint: Path) -> Path:
-    return write_triton_repository(checkpoint, checkpoint.parent / "model_repository")
+def repo(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_triton_repository(tiny_checkpoint, tmp_path_factory.mktemp("triton") / "model_repository")
 
 
 def validator_axes(config: model_config_pb2.ModelConfig) -> dict:
@@ -194,8 +194,8 @@ def test_validator_passes_the_ends_of_each_range(repo):
         assert shape_problem(shapes, axes) is None
 
 
-def test_ensemble_gives_the_runtime_answer_for_the_same_noise(checkpoint, repo, client):
-    segmenter = Segmenter(TorchRunner.from_checkpoint(checkpoint, device="cpu"))
+def test_ensemble_gives_the_runtime_answer_for_the_same_noise(tiny_checkpoint, repo, client):
+    segmenter = Segmenter(TorchRunner.from_checkpoint(tiny_checkpoint, device="cpu"))
     images, masks = zip(*(blob_pair(seed) for seed in range(3)), strict=True)
     query = blob_pair(7, 50, 70)[0]
     prior = segmenter.encode_support(images, masks)
@@ -224,10 +224,10 @@ def test_ensemble_gives_the_runtime_answer_for_the_same_noise(checkpoint, repo, 
         assert np.abs(uncertainty - expected.uncertainty).max() < 1e-3 * expected.uncertainty.max()
 
 
-def test_requests_merged_into_one_batch_each_get_their_own_answer(checkpoint, repo, client):
+def test_requests_merged_into_one_batch_each_get_their_own_answer(tiny_checkpoint, repo, client):
     """What dynamic batching does: three requests of different supports, queries and seeds,
     concatenated along the batch axis and run as one; each item is its own request's answer."""
-    segmenter = Segmenter(TorchRunner.from_checkpoint(checkpoint, device="cpu"))
+    segmenter = Segmenter(TorchRunner.from_checkpoint(tiny_checkpoint, device="cpu"))
     requests, expected = [], []
     for item in range(3):
         images, masks = zip(*(blob_pair(10 * item + seed) for seed in range(2)), strict=True)
@@ -245,18 +245,18 @@ def test_requests_merged_into_one_batch_each_get_their_own_answer(checkpoint, re
 
 
 def test_cli_writes_the_same_bytes_and_force_keeps_other_models(
-        checkpoint, repo, tmp_path, monkeypatch, capsys):
+        tiny_checkpoint, repo, tmp_path, monkeypatch, capsys):
     target = tmp_path / "served"
     (target / "other_model" / "1").mkdir(parents=True)
     (target / "other_model" / "config.pbtxt").write_text('name: "other_model"\n')
     (target / "vpi").mkdir()
     (target / "vpi" / "stale.txt").write_text("from an earlier version")
     before = tree(target)
-    code, _, err = run_cli(monkeypatch, capsys, "export", checkpoint, "--triton", target)
+    code, _, err = run_cli(monkeypatch, capsys, "export", tiny_checkpoint, "--triton", target)
     assert code == 2 and err.count("\n") == 1, err
     assert "exists and is not empty" in err and "--force" in err
     assert tree(target) == before
-    code, out, err = run_cli(monkeypatch, capsys, "export", checkpoint, "--triton", target, "--force")
+    code, out, err = run_cli(monkeypatch, capsys, "export", tiny_checkpoint, "--triton", target, "--force")
     assert code == 0, err
     assert "tritonserver --model-repository=" in out
     after = snapshot(target)
@@ -294,10 +294,10 @@ REFUSED = [
 
 @pytest.mark.parametrize(("case", "extra", "message"), REFUSED)
 def test_bad_input_is_one_line_and_writes_nothing(
-        checkpoint, tmp_path, monkeypatch, capsys, case, extra, message):
+        tiny_checkpoint, tmp_path, monkeypatch, capsys, case, extra, message):
     if "TensorRT" in case and tensorrt_missing() is None:
         pytest.skip("TensorRT is installed here")
-    source, target = checkpoint, tmp_path / "repo"
+    source, target = tiny_checkpoint, tmp_path / "repo"
     if case == "not empty":
         target.mkdir()
         (target / "notes.txt").write_text("mine")
@@ -306,7 +306,7 @@ def test_bad_input_is_one_line_and_writes_nothing(
     elif case == "deterministic twin":
         source = _deterministic(tmp_path / "twin.pt")
     elif case == "no prior net":
-        source = _without_prior_net(checkpoint, tmp_path / "partial.pt")
+        source = _without_prior_net(tiny_checkpoint, tmp_path / "partial.pt")
     elif case == "not a checkpoint":
         source = tmp_path / "junk.pt"
         source.write_text("no")
@@ -322,7 +322,7 @@ def tree(folder: Path) -> tuple[list[str], dict[str, bytes]]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")), snapshot(folder)
 
 
-def test_a_failed_write_leaves_the_earlier_repository(checkpoint, repo, tmp_path, monkeypatch):
+def test_a_failed_write_leaves_the_earlier_repository(tiny_checkpoint, repo, tmp_path, monkeypatch):
     target = shutil.copytree(repo, tmp_path / "served")
     before = tree(target)
 
@@ -333,7 +333,7 @@ def test_a_failed_write_leaves_the_earlier_repository(checkpoint, repo, tmp_path
 
     monkeypatch.setattr(triton, "export_triton_graphs", fail)
     with pytest.raises(VpiError, match="the exporter failed"):
-        write_triton_repository(checkpoint, target, force=True)
+        write_triton_repository(tiny_checkpoint, target, force=True)
     assert tree(target) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]  # no staging folder left
 
@@ -381,7 +381,8 @@ def test_client_builds_the_ensemble_request(repo, client):
                               latent_dim=16)
 
 
-def test_client_end_to_end_with_a_stand_in_server(checkpoint, repo, client, monkeypatch, tmp_path, capsys):
+def test_client_end_to_end_with_a_stand_in_server(tiny_checkpoint, repo, client, monkeypatch, tmp_path,
+                                                 capsys):
     """main() as a user runs it, with Triton replaced by the ensemble run in ONNX Runtime."""
     import tritonclient.grpc
 
@@ -403,7 +404,7 @@ def test_client_end_to_end_with_a_stand_in_server(checkpoint, repo, client, monk
             return SimpleNamespace(as_numpy=run_ensemble(repo, arrays).__getitem__)
 
     monkeypatch.setattr(tritonclient.grpc, "InferenceServerClient", StandIn)
-    segmenter = Segmenter(TorchRunner.from_checkpoint(checkpoint, device="cpu"))
+    segmenter = Segmenter(TorchRunner.from_checkpoint(tiny_checkpoint, device="cpu"))
     prior = segmenter.encode_support(*load_support(find_support_pairs(EXAMPLES / "support-star5")))
     query = load_image(EXAMPLES / "queries" / "query1.png")
     expected = segmenter.segment(query, prior, samples=4, seed=3).probability

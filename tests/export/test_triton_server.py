@@ -49,11 +49,11 @@ def launcher() -> Path:
 
 
 @pytest.fixture(scope="module")
-def served_repo(launcher: Path, checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def served_repo(launcher: Path, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The repository exactly as `vpi export CHECKPOINT --triton REPO` writes it."""
     repo = tmp_path_factory.mktemp("served") / "model_repository"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", ["vpi", "export", str(checkpoint), "--triton", str(repo)])
+        patch.setattr(sys, "argv", ["vpi", "export", str(tiny_checkpoint), "--triton", str(repo)])
         with pytest.raises(SystemExit) as info:
             main()
     assert info.value.code == 0
@@ -138,8 +138,8 @@ def test_every_model_loads_as_written(server):
         (name, "READY") for name in MODELS)
 
 
-def test_client_gets_the_segmenter_answer(server, checkpoint, client):
-    segmenter = Segmenter(TorchRunner.from_checkpoint(checkpoint, device="cpu"))
+def test_client_gets_the_segmenter_answer(server, tiny_checkpoint, client):
+    segmenter = Segmenter(TorchRunner.from_checkpoint(tiny_checkpoint, device="cpu"))
     support, query_path = EXAMPLES / "support-star5", EXAMPLES / "queries" / "query1.png"
     prior = segmenter.encode_support(*load_support(find_support_pairs(support)))
     query = load_image(query_path)
@@ -159,8 +159,8 @@ def test_client_gets_the_segmenter_answer(server, checkpoint, client):
         assert error < np.abs(other - expected.probability).max() / 20
 
 
-def test_the_ends_of_each_range_are_served(server, checkpoint, client):
-    segmenter = Segmenter(TorchRunner.from_checkpoint(checkpoint, device="cpu"))
+def test_the_ends_of_each_range_are_served(server, tiny_checkpoint, client):
+    segmenter = Segmenter(TorchRunner.from_checkpoint(tiny_checkpoint, device="cpu"))
     query = blob_pair(7, 64, 64)[0]
     for shots, samples in ((1, 1), (10, 16)):
         images, masks = zip(*(blob_pair(seed) for seed in range(shots)), strict=True)
@@ -177,12 +177,12 @@ def _valid(client) -> dict[str, np.ndarray]:
                                  samples=6, seed=0)
 
 
-def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server, checkpoint, client):
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server, tiny_checkpoint, client):
     """Eight users at once, each with their own support, query and seed: Triton merges their
     requests into batches, and every answer is still the Segmenter's for that user alone."""
     import tritonclient.grpc as grpcclient
 
-    segmenter = Segmenter(TorchRunner.from_checkpoint(checkpoint, device="cpu"))
+    segmenter = Segmenter(TorchRunner.from_checkpoint(tiny_checkpoint, device="cpu"))
     requests, expected = [], []
     for user in range(8):
         images, masks = zip(*(blob_pair(100 + 3 * user + seed) for seed in range(2)), strict=True)

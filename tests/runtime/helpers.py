@@ -1,4 +1,5 @@
-"""Helpers shared by the export, runtime and CLI tests (importable as ``runtime.helpers``)."""
+"""Helpers shared by the export, runtime and CLI tests (importable as ``runtime.helpers``); the
+session's tiny checkpoint and exports are fixtures of tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -13,12 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
-from vpi.checkpoint import save_checkpoint
 from vpi.cli import main
 from vpi.config import get_preset
 from vpi.data import build_episodes, collate_episodes
 from vpi.errors import BackendError
-from vpi.export import export_model
 from vpi.model import VPIModel
 from vpi.runtime.registry import BACKENDS
 from vpi.runtime.tensorrt_compat import import_tensorrt
@@ -32,22 +31,6 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         main()
     out, err = capsys.readouterr()
     return info.value.code, out, err
-
-
-def tiny_export(base: Path) -> tuple[Path, Path]:
-    """(checkpoint, export folder) of the tiny preset, exported once per test session.
-
-    ``base`` is the session's temporary root, so every test directory's fixture finds the same
-    folder; tests that change an export work on a copy (``copy_export``).
-    """
-    folder = base / "tiny-export"
-    checkpoint, export = folder / "tiny.pt", folder / "onnx"
-    if not (export / "manifest.json").is_file():
-        config = get_preset("tiny")
-        torch.manual_seed(0)
-        save_checkpoint(checkpoint, VPIModel(config.model).eval(), config, step=0)
-        export_model(checkpoint, export)
-    return checkpoint, export
 
 
 def support_reading_model() -> VPIModel:
@@ -117,20 +100,3 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` with its bytes, to prove that nothing was touched."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file()}
-
-
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(checkpoint, export folder) of the tiny preset; conftests re-export this fixture."""
-    return tiny_export(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="session")
-def reading_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(checkpoint, fp32 ONNX export) of ``support_reading_model``, whose class-IoU is neither 0
-    nor blind to the noise: what accuracy comparisons between engines need."""
-    folder = tmp_path_factory.mktemp("reading")
-    checkpoint = save_checkpoint(folder / "reads.pt", support_reading_model(), get_preset("tiny"),
-                                 step=0)
-    export_model(checkpoint, folder / "onnx")
-    return checkpoint, folder / "onnx"
