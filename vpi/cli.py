@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from vpi import __version__
 from vpi.config import (
@@ -39,6 +38,7 @@ from vpi.runtime.registry import (
     BACKENDS,
     ENGINES,
     PERFORMANCE_HINTS,
+    RunnerOptions,
     backend_help,
     precision_help,
     taking,
@@ -331,13 +331,14 @@ def export_command(
     from vpi.export import export_model, write_triton_repository
     from vpi.export.calibration import CalibrationSource
     from vpi.export.gate import GateSettings
+    from vpi.export.report import export_report, triton_report
 
     if triton is not None:
         if out is not None:
             raise VpiError("--out and --triton write different things: give one of them")
         repo = write_triton_repository(checkpoint, triton, engine=engine, precision=precision,
                                        opset=opset, force=force)
-        _print_triton_repository(repo)
+        _print_report(triton_report(repo))
         return
     out = out or Path(EXPORT_DIR)
     if calibration_queries is not None and calibration_support is None:
@@ -349,52 +350,15 @@ def export_command(
                                       (calibration_queries,) if calibration_queries else ()),
         data=_flags(data={"dataset": dataset, "root": root, "splits": splits}).get("data"),
     )
-    manifest = json.loads(manifest_path.read_text())
-    table = Table(title=f"export of {manifest['checkpoint']['file']} in {out}")
-    table.add_column("graph")
-    table.add_column("file")
-    table.add_column("inputs")
-    for name, graph in manifest["graphs"].items():
-        table.add_row(name, graph["file"], ", ".join(
-            f"{k} {tuple(v)}" for k, v in graph["inputs"].items()))
-    console.print(table)
-    from vpi.graphs import DECODER_OUTPUTS
-
-    for backend, report in manifest["parity"].items():
-        worst = report["max_error"]
-        maps = ", ".join(f"{name} {worst[name]:.1e}" for name in DECODER_OUTPUTS)
-        console.print(f"parity {backend} vs PyTorch: {maps} (tolerance {report['tolerance']:.0e})")
-    if "tensorrt" in manifest:
-        trt = manifest["tensorrt"]
-        console.print(f"TensorRT {trt['tensorrt_version']} engines ({trt['precision']}) for "
-                      f"{trt['gpu']} (compute capability {trt['compute_capability']})")
-    if "openvino" in manifest:
-        ir = manifest["openvino"]
-        console.print(f"OpenVINO {ir['openvino_version']} IR; its runners default to {ir['precision']}")
-    if "gate" in manifest:
-        gate = manifest["gate"]
-        for tried in gate.get("candidates", []):
-            console.print(
-                f"gate {tried['precision']}: class-IoU {100 * tried['class_iou']:.2f} vs PyTorch "
-                f"fp32 {100 * gate['reference']['class_iou']:.2f} on {gate['episodes']} "
-                f"{gate['episodes_from']['split']} episodes ({tried['points_lost']:+.2f} points lost, "
-                f"{gate['margin_points']:g} allowed): {'passed' if tried['passed'] else 'failed'}")
-        console.print(f"precision {gate['chosen']}: {gate['why']}", soft_wrap=True)
-    console.print(f"manifest: {manifest_path} ({manifest['timing_s']['total']:.1f} s)")
+    _print_report(export_report(manifest_path, out))
 
 
-def _print_triton_repository(repo: Path) -> None:
-    from vpi.export.triton import MODELS
+def _print_report(items: list[Any]) -> None:
+    """Print a report's tables and lines; a OneLine unwrapped, to be copied or read whole."""
+    from vpi.export.report import OneLine
 
-    table = Table(title=f"Triton model repository {repo}")
-    table.add_column("model")
-    table.add_column("files")
-    for name in MODELS:
-        files = sorted(p.relative_to(repo / name).as_posix() for p in (repo / name).rglob("*"))
-        table.add_row(name, ", ".join(files))
-    console.print(table)
-    console.print(f"serve it with: tritonserver --model-repository={repo.resolve()} (docs/serving.md)",
-                  soft_wrap=True)  # one line, to copy
+    for item in items:
+        console.print(item, soft_wrap=isinstance(item, OneLine))
 
 
 @app.command("segment")
@@ -427,31 +391,19 @@ def segment_command(
 
     The support set is encoded once; the queries are decoded --batch-size at a time.
     """
-    from rich.markup import escape
-
     from vpi.runtime import segment_folder
+    from vpi.runtime.report import segment_report
 
     results = segment_folder(
         support, queries, checkpoint=checkpoint, engine_dir=engine_dir, backend=backend,
         samples=samples, seed=seed, threshold=threshold, batch_size=batch_size, out_dir=out,
-        device=device,
-        precision=precision, threads=threads, performance_hint=performance_hint,
+        options=RunnerOptions(device=device, threads=threads, precision=precision,
+                              performance_hint=performance_hint),
         announce=lambda line: console.print(
             f"[yellow]{escape(line)}[/]" if line.startswith("warning") else f"[dim]{escape(line)}[/]"),
     )
-    table = Table(title=f"{len(results['support']['pairs'])}-shot · L={results['samples_decoded']}"
-                        f" · batches of {results['batch_size']} · {results['backend']}")
-    for column in ("query", "foreground", "confidence", "likely failed", "decode ms"):
-        table.add_column(column, justify="left" if column == "query" else "right")
-    for record in results["queries"]:
-        failed = {True: "[yellow]yes[/]", False: "no", None: "–"}[record["likely_failed"]]
-        table.add_row(Path(record["query"]).name, f"{100 * record['foreground_fraction']:.1f}%",
-                      f"{record['confidence']:.3f}", failed, f"{record['timing_ms']['decode']:.1f}")
-    console.print(table)
-    if results["failure_threshold"] is None:
-        console.print("[dim]this model records no failure threshold (trained before vpi chose "
-                      "one on validation episodes): no query is flagged[/]")
-    console.print(f"outputs in [bold]{out}[/] (results.json)")
+    for item in segment_report(results, out):
+        console.print(item)
 
 
 @app.command("bench")

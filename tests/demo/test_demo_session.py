@@ -12,7 +12,7 @@ from PIL import Image
 from vpi.demo.inputs import read_queries
 from vpi.demo.session import DemoSession
 from vpi.errors import ConfigError, DataError
-from vpi.runtime import Segmenter, TorchRunner, segment_folder
+from vpi.runtime import RunnerOptions, Segmenter, TorchRunner, segment_folder
 from vpi.runtime.processing import load_image
 
 
@@ -26,7 +26,7 @@ def test_a_request_writes_what_vpi_segment_writes(session, reading_checkpoint, t
     queries = read_queries([str(QUERIES / "query1.png"), str(QUERIES / "query2.png")])
     result = session.segment(support, queries, samples=4)
     reference = segment_folder(STAR5, [QUERIES], checkpoint=reading_checkpoint, samples=4,
-                               out_dir=tmp_path / "cli", device="cpu")
+                               out_dir=tmp_path / "cli", options=RunnerOptions(device="cpu"))
     assert result.results == json.loads(result.results_path.read_text())
     for page, cli in zip(result.results["queries"], reference["queries"], strict=True):
         assert page["files"] == cli["files"]
