@@ -64,13 +64,7 @@ def run_evaluation(
     ``matcher_skipped`` says why. With ``uncertainty``, each model run also records how well
     its uncertainty maps flag its errors (``vpi.eval.uncertainty``).
     """
-    if engine_dir is not None and checkpoints:
-        raise ConfigError("give checkpoints or an export folder (--engine-dir), not both")
-    if engine_dir is None and not checkpoints:
-        raise ConfigError("give a checkpoint or an export folder (--engine-dir) to score")
-    if engine_dir is None and precision is not None:
-        raise ConfigError("--precision applies to an export (--engine-dir); a checkpoint runs in "
-                          "fp32")
+    _check_sources(checkpoints, engine_dir, precision)
     overrides = overrides or {}
     announce = announce or (lambda _: None)
     torch_device = resolve_device(device)
@@ -85,13 +79,8 @@ def run_evaluation(
     sources += [("compare", path, False) for path in compare]
     for group, path, is_export in sources:
         if is_export:
-            model, config, manifest = open_engine(path, backend, device=device, precision=precision)
-            score_device = torch.device("cpu")  # a runner takes CPU tensors and returns them
-            selection[str(path)] = {"by": "export", "backend": model.runner.name,
-                                    "checkpoint": manifest["checkpoint"]}
-            announce(f"backend: {model.runner.name}")
-            for warning in model.runner.warnings:
-                announce(f"warning: {warning}")
+            model, config, score_device, selection[str(path)] = _open_export(
+                path, backend, device, precision, announce)
         else:
             model, config, state = load_model(path, torch_device)
             score_device = torch_device
@@ -116,26 +105,11 @@ def run_evaluation(
                 aggregation=rule, score_at=config.data.score_at, device=score_device,
                 num_workers=config.data.num_workers, uncertainty=uncertainty,
             )
-            names = dataset.class_names
-            runs.append(_run_record(label, path, grid_config, seed, metrics, names))
+            runs.append(_run_record(label, path, grid_config, seed, metrics, dataset.class_names))
             key = (config.data.fold, seed, k)
             if baselines and key not in baseline_runs:
-                scored = evaluate_baselines(dataset, score_at=config.data.score_at,
-                                            num_workers=config.data.num_workers)
-                baseline_runs[key] = [
-                    _run_record(name, None, grid_config, seed, m, names, baseline=True)
-                    for name, m in scored.items()
-                ]
-                if matcher is None:
-                    matcher = _matcher(config, score_device, announce)
-                if isinstance(matcher, PrototypeMatcher):
-                    announce(f"{MATCHER}: fold {config.data.fold} seed {seed} k={k}")
-                    scored_matcher = evaluate_model(
-                        matcher, dataset, samples=1, seed=seed, threshold=0.5,
-                        score_at=config.data.score_at, device=score_device,
-                        num_workers=config.data.num_workers)
-                    baseline_runs[key].append(_run_record(
-                        MATCHER, None, grid_config, seed, scored_matcher, names, baseline=True))
+                baseline_runs[key], matcher = _score_baselines(
+                    dataset, config, grid_config, seed, matcher, score_device, announce)
         settings = settings or _settings(config, seeds, shots, samples, aggregations)
     all_runs = runs + [r for records in baseline_runs.values() for r in records]
     report = {"settings": settings, "checkpoint_selection": selection, "runs": all_runs,
@@ -143,6 +117,60 @@ def run_evaluation(
     if isinstance(matcher, str):
         report["matcher_skipped"] = matcher
     return report
+
+
+def _check_sources(
+    checkpoints: Sequence[str | Path], engine_dir: str | Path | None, precision: str | None
+) -> None:
+    """Checkpoints or one export, and a precision only for an export."""
+    if engine_dir is not None and checkpoints:
+        raise ConfigError("give checkpoints or an export folder (--engine-dir), not both")
+    if engine_dir is None and not checkpoints:
+        raise ConfigError("give a checkpoint or an export folder (--engine-dir) to score")
+    if engine_dir is None and precision is not None:
+        raise ConfigError("--precision applies to an export (--engine-dir); a checkpoint runs in "
+                          "fp32")
+
+
+def _open_export(
+    path: str | Path, backend: str, device: str, precision: str | None, announce: Announce
+) -> tuple[RunnerPredictor, Config, torch.device, dict[str, Any]]:
+    """The export's predictor on ``backend``, its config, the device its tensors go to and how it
+    was chosen; the backend and its warnings announced."""
+    model, config, manifest = open_engine(path, backend, device=device, precision=precision)
+    selection = {"by": "export", "backend": model.runner.name, "checkpoint": manifest["checkpoint"]}
+    announce(f"backend: {model.runner.name}")
+    for warning in model.runner.warnings:
+        announce(f"warning: {warning}")
+    return model, config, torch.device("cpu"), selection  # a runner takes and returns CPU tensors
+
+
+def _score_baselines(
+    dataset: CachedEpisodes,
+    config: Config,
+    grid_config: Config,
+    seed: int,
+    matcher: PrototypeMatcher | str | None,
+    device: torch.device,
+    announce: Announce,
+) -> tuple[list[dict[str, Any]], PrototypeMatcher | str]:
+    """The baselines' runs on ``dataset`` and the training-free matcher's (built on ``config``'s
+    encoder the first time, or why it cannot run); returns them and the matcher."""
+    names = dataset.class_names
+    scored = evaluate_baselines(dataset, score_at=config.data.score_at,
+                                num_workers=config.data.num_workers)
+    records = [_run_record(name, None, grid_config, seed, m, names, baseline=True)
+               for name, m in scored.items()]
+    if matcher is None:
+        matcher = _matcher(config, device, announce)
+    if isinstance(matcher, PrototypeMatcher):
+        announce(f"{MATCHER}: fold {config.data.fold} seed {seed} k={grid_config.eval.shots}")
+        scored_matcher = evaluate_model(
+            matcher, dataset, samples=1, seed=seed, threshold=0.5,
+            score_at=config.data.score_at, device=device, num_workers=config.data.num_workers)
+        records.append(_run_record(MATCHER, None, grid_config, seed, scored_matcher, names,
+                                   baseline=True))
+    return records, matcher
 
 
 def _matcher(
