@@ -113,3 +113,17 @@ def test_failure_threshold_is_the_best_f1_cut() -> None:
     assert flag["episodes"] == 6 and flag["failed"] == 3 and flag["map"] == "entropy"
     assert choose_failure_threshold(scores, [False] * 6) is None
     assert choose_failure_threshold(scores, [True] * 6) is None
+
+
+def test_the_models_threshold_is_scored_on_the_evaluated_episodes() -> None:
+    truth, _ = _episodes(count=4, wrong=0)
+    predicted = truth.bool().clone()
+    predicted[2:, 4:12, 4:10] = False  # episodes 2 and 3 fail
+    flag = torch.zeros(truth.shape)
+    flag[1:] = 1.0  # episode 1 is unsure too, and fine: a false alarm
+    accumulator = UncertaintyAccumulator([0], threshold=0.5)
+    accumulator.update(_maps(predicted.float(), flag), truth, [0] * 4)
+    scored = accumulator.compute(failure_threshold=0.5)["failure_flag"]
+    assert scored["flagged"] == 3 and scored["recall"] == 1.0
+    assert scored["precision"] == pytest.approx(2 / 3)
+    assert "failure_flag" not in accumulator.compute()

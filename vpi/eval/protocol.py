@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from vpi.checkpoint import load_model
+from vpi.checkpoint import failure_threshold, load_model
 from vpi.config import Config, apply_overrides
 from vpi.data import build_episodes
 from vpi.device import resolve_device
@@ -81,10 +81,12 @@ def run_evaluation(
         if is_export:
             model, config, score_device, selection[str(path)] = _open_export(
                 path, backend, device, precision, announce)
+            flag_threshold = model.runner.spec.failure_threshold
         else:
             model, config, state = load_model(path, torch_device)
             score_device = torch_device
             selection[str(path)] = state.get("selection", {"by": "not recorded"})
+            flag_threshold = failure_threshold(state)
         config = apply_overrides(config, overrides)
         label = _label(config, group, path, compare, runs)
         grid = _grid(config, seeds, shots, samples, aggregations)
@@ -104,6 +106,7 @@ def run_evaluation(
                 model, dataset, samples=L, seed=seed, threshold=config.eval.threshold,
                 aggregation=rule, score_at=config.data.score_at, device=score_device,
                 num_workers=config.data.num_workers, uncertainty=uncertainty,
+                failure_threshold=flag_threshold,
             )
             runs.append(_run_record(label, path, grid_config, seed, metrics, dataset.class_names))
             key = (config.data.fold, seed, k)

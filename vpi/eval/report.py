@@ -64,7 +64,19 @@ def uncertainty_table(report: dict[str, Any]) -> Table:
                 *(f"{100 * scores['corrected_class_iou'][s]:.1f}" for s in shares),
                 f"{flags['ece']:.3f}" if first else "",
             )
+    notes = [_flag_note(run) for run in runs if "failure_flag" in run["uncertainty"]]
+    if notes:
+        table.caption = "\n".join(notes)
     return table
+
+
+def _flag_note(run: dict[str, Any]) -> str:
+    """How the checkpoint's likely-failed threshold (chosen in training) does on these episodes."""
+    flag = run["uncertainty"]["failure_flag"]
+    return (f"{run['label']} (k={run['shots']}, L={run['samples']}): its likely-failed flag "
+            f"({flag['map']} score > {flag['threshold']:.3f}) flags {flag['flagged']} of "
+            f"{run['uncertainty']['episodes']} episodes, precision {_ratio(flag['precision'])}, "
+            f"recall {_ratio(flag['recall'])}")
 
 
 def _ratio(value: float | None) -> str:

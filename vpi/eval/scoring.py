@@ -60,19 +60,21 @@ def iterate_batches(
 
 
 def evaluate_model(
-    model: Predictor, dataset: Dataset[Episode], *, uncertainty: bool = False, **kwargs: Any
+    model: Predictor, dataset: Dataset[Episode], *, uncertainty: bool = False,
+    failure_threshold: float | None = None, **kwargs: Any
 ) -> dict[str, Any]:
     """Class-IoU, FB-IoU and positive IoU of ``model`` over every episode of ``dataset``, beside
     the swapped-support control (``swapped``: the same metrics) and the ``support_gain`` in
     class-IoU points; with ``uncertainty``, how well its uncertainty maps flag its errors
-    (``vpi.eval.uncertainty``). The other keyword arguments are ``score_model``'s."""
+    (``vpi.eval.uncertainty``), and how the model's ``failure_threshold`` (chosen in training)
+    flags the failed episodes here. The other keyword arguments are ``score_model``'s."""
     flags = None
     if uncertainty:
         flags = UncertaintyAccumulator(getattr(dataset, "class_ids", ()),
                                        kwargs.get("threshold", DEFAULT_THRESHOLD), kwargs.get("seed", 0))
     metrics = score_model(model, dataset, uncertainty=flags, **kwargs).compute()
     if flags is not None:
-        metrics["uncertainty"] = flags.compute()
+        metrics["uncertainty"] = flags.compute(failure_threshold)
     swapped = score_model(model, SwappedSupport(dataset), **kwargs).compute()
     metrics["swapped"] = {k: swapped[k] for k in ("class_iou", "fb_iou", "positive_iou")}
     metrics["support_gain"] = support_gain(metrics["class_iou"], swapped["class_iou"])

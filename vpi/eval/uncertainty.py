@@ -104,9 +104,10 @@ class UncertaintyAccumulator:
                 self.corrected[order][share].update(fixed.view_as(predicted)[None], truth[None],
                                                     [class_id])
 
-    def compute(self) -> dict[str, Any]:
+    def compute(self, failure_threshold: float | None = None) -> dict[str, Any]:
         """Per map: pixel-error AUROC/AUPR, failed-episode AUROC, the correction curve; the random
-        order's curve, the ECE and the reliability curve; the share of failed episodes."""
+        order's curve, the ECE and the reliability curve; the share of failed episodes; with a
+        ``failure_threshold`` (the model's), how well it flags the failed episodes here."""
         failed = [iou < FAILED_IOU for iou in self.episode_iou]
         report: dict[str, Any] = {
             "maps": {
@@ -126,6 +127,9 @@ class UncertaintyAccumulator:
             "failed_iou": FAILED_IOU,
             **_calibration(self.calibration),
         }
+        if failure_threshold is not None:
+            report["failure_flag"] = _flag_scores(self.episode_scores[FLAG_MAP], failed,
+                                                  failure_threshold)
         return report
 
     def failure_flag(self) -> dict[str, Any] | None:
@@ -137,6 +141,15 @@ class UncertaintyAccumulator:
     def _curve(self, order: str) -> dict[str, float]:
         return {f"{share:g}": self.corrected[order][share].compute()["class_iou"]
                 for share in CORRECTED_SHARES}
+
+
+def _flag_scores(scores: list[float], failed: list[bool], threshold: float) -> dict[str, Any]:
+    """Precision and recall of flagging score > ``threshold`` as failed (None where undefined)."""
+    flagged = [s > threshold for s in scores]
+    hits = sum(f and y for f, y in zip(flagged, failed, strict=True))
+    return {"map": FLAG_MAP, "threshold": threshold, "flagged": sum(flagged),
+            "precision": hits / sum(flagged) if any(flagged) else None,
+            "recall": hits / sum(failed) if any(failed) else None}
 
 
 def choose_failure_threshold(scores: list[float], failed: list[bool]) -> dict[str, Any] | None:
