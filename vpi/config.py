@@ -359,14 +359,15 @@ PRESETS: dict[str, Config] = {
     # space (projection="identity"; block 13 undilated beside block 6), and the learned part reads
     # only those similarity maps (no raw skips). Every learned thing that reads features learned
     # what generated objects look like and lost photographs. A round of self-support matching
-    # pulls the prototypes towards the query's own confident pixels. The built-in objects wear
+    # pulls the prototypes towards the query's own confident pixels; the decoder's blocks run at
+    # stride 8, so each of the L samples costs little. The built-in objects wear
     # crops of photographs and span photographs' object sizes. The encoder stays frozen.
     "demo": Config(
         name="demo",
         model=ModelConfig(backbone="mobilenet_v2", encoder_depth="mid", weights="imagenet",
                           decoder="matching", dilated=False, projection="identity",
                           decoder_skips=False, prototype_features="deep+mid", latent_dim=256,
-                          initial_logvar=-6.0, self_support=1),
+                          initial_logvar=-6.0, self_support=1, decoder_low_resolution=True),
         data=DataConfig(image_size=128, surfaces="photo", object_sizes=(0.35, 0.95)),
         train=TrainConfig(steps=1000, batch_size=8, lr_backbone=0.0, lr_head=2e-3,
                           lr_schedule="cosine", dice_weight=1.0, eval_every=250, eval_episodes=100),
