@@ -10,8 +10,7 @@ Names load on first use, so reading the dataset table (the CLI's help does) impo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from vpi.lazy import lazy_names
 
 _HOMES = {
     "DATASETS": "vpi.data.registry",
@@ -27,13 +26,4 @@ _HOMES = {
     "write_splits": "vpi.data.registry",
 }
 __all__ = sorted(_HOMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'vpi.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

@@ -13,8 +13,7 @@ Names load on first use, so reading the registry (the CLI's help does) imports n
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from vpi.lazy import lazy_names
 
 _HOMES = {
     "BACKENDS": "vpi.runtime.registry",
@@ -37,13 +36,4 @@ _HOMES = {
     "segment_folder": "vpi.runtime.folder",
 }
 __all__ = sorted(_HOMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'vpi.runtime' has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
