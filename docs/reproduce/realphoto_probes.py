@@ -3,28 +3,35 @@
     python docs/reproduce/realphoto_probes.py matcher            # the matcher's variants (1 min)
     python docs/reproduce/realphoto_probes.py reset CKPT proj    # rows A', I': projection reset
     python docs/reproduce/realphoto_probes.py reset CKPT head    # row A'': correction zeroed
+    python docs/reproduce/realphoto_probes.py ssp                # the matcher + self-support
 
 ``matcher`` scores PANet's rule on ../shared/realphoto (split ``all``, 1-shot, 128 px) with
 MobileNetV2's block-13 features dilated as the models' encoder was, and undilated as
 ``vpi.eval.matcher`` runs it, and other undilated blocks from 10 to 16. ``reset`` scores
 a matching-decoder checkpoint with, at test time only, its prior net's projection set to the
 identity (``proj``) or its decoder's correction zeroed (``head``), on the built-in fold and on the
-photos, 300 episodes each, L = 1.
+photos, 300 episodes each, L = 1. ``ssp`` scores the matcher with and without one round of
+self-support matching (the model's ``_self_supported``, nothing learned) on the photos, 445
+episodes.
 """
 
 import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 import torchvision
 
 from vpi.checkpoint import load_model
 from vpi.config import apply_overrides, get_preset
 from vpi.data import build_episodes
-from vpi.eval.matcher import PrototypeMatcher
+from vpi.eval.matcher import SCALE, PrototypeMatcher
 from vpi.eval.scoring import evaluate_model
+from vpi.graphs import summarise_samples
 from vpi.model import Features
 from vpi.model.backbone import IMAGENET_MEAN, IMAGENET_STD, build_backbone
+from vpi.model.gaussian import masked_average_pool
+from vpi.model.nets import _self_supported, prototype_similarity
 from vpi.model.weights import load_backbone_weights
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
@@ -64,6 +71,35 @@ def matcher_variants() -> None:
         print(f"block {block}, undilated:", _score(PrototypeMatcher(_Block(block)), PHOTOS))
 
 
+class _SelfSupportedMatcher(PrototypeMatcher):
+    """The matcher's rule, then once more with prototypes moved towards the query's own."""
+
+    @torch.no_grad()
+    def predict(self, support_images, support_masks, query_images, samples=1, generator=None):
+        batch, shots = support_images.shape[:2]
+        support = self.encoder(support_images.flatten(0, 1)).deep
+        masks = support_masks.flatten(0, 1)
+        fg = masked_average_pool(support, masks).view(batch, shots, -1).mean(1)
+        bg = masked_average_pool(support, 1 - masks).view(batch, shots, -1).mean(1)
+        keys = self.encoder(query_images).deep
+        z = torch.cat([fg, bg], -1)[:, None]
+
+        def logits(z):
+            similarity = prototype_similarity(keys, z.view(batch, 2, -1))
+            return SCALE * (similarity[:, :1] - similarity[:, 1:])
+
+        z = _self_supported(z, keys, logits(z))
+        maps = F.interpolate(logits(z), size=query_images.shape[-2:], mode="bilinear")
+        return summarise_samples(torch.sigmoid(maps))
+
+
+def matcher_self_support() -> None:
+    encoder = build_backbone("mobilenet_v2", load_backbone_weights("mobilenet_v2", "imagenet"),
+                             "mid", dilated=False)
+    print("matcher:", _score(PrototypeMatcher(encoder), PHOTOS, episodes=445))
+    print("matcher + self-support:", _score(_SelfSupportedMatcher(encoder), PHOTOS, episodes=445))
+
+
 def reset(checkpoint: str, part: str) -> None:
     model, own, _ = load_model(checkpoint, torch.device("cpu"))  # own: the data it trained on
     with torch.no_grad():
@@ -84,6 +120,8 @@ if __name__ == "__main__":
     torch.set_num_threads(2)
     if sys.argv[1:2] == ["matcher"]:
         matcher_variants()
+    elif sys.argv[1:2] == ["ssp"]:
+        matcher_self_support()
     elif sys.argv[1:2] == ["reset"] and len(sys.argv) == 4 and sys.argv[3] in ("proj", "head"):
         reset(sys.argv[2], sys.argv[3])
     else:
