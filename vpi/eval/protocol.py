@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from vpi.eval.controls import CachedEpisodes
 from vpi.eval.engine import RunnerPredictor, open_engine
 from vpi.eval.matcher import PrototypeMatcher, build_matcher
 from vpi.eval.scoring import evaluate_baselines, evaluate_model
+from vpi.model import VPIModel
 
 METRICS = ("class_iou", "fb_iou", "positive_iou")
 CONTROLS = ("swapped_class_iou", "support_gain")  # model and matcher runs only
@@ -67,7 +69,6 @@ def run_evaluation(
     _check_sources(checkpoints, engine_dir, precision)
     overrides = overrides or {}
     announce = announce or (lambda _: None)
-    torch_device = resolve_device(device)
     runs: list[dict[str, Any]] = []
     baseline_runs: dict[tuple, list[dict[str, Any]]] = {}
     settings: dict[str, Any] | None = None
@@ -78,16 +79,9 @@ def run_evaluation(
     sources += [("model", engine_dir, True)] if engine_dir is not None else []
     sources += [("compare", path, False) for path in compare]
     for group, path, is_export in sources:
-        if is_export:
-            model, config, score_device, selection[str(path)] = _open_export(
-                path, backend, device, precision, announce)
-            flag_threshold = model.runner.spec.failure_threshold
-        else:
-            model, config, state = load_model(path, torch_device)
-            score_device = torch_device
-            selection[str(path)] = state.get("selection", {"by": "not recorded"})
-            flag_threshold = failure_threshold(state)
-        config = apply_overrides(config, overrides)
+        source = _open_source(path, is_export, backend, device, precision, announce)
+        selection[str(path)] = source.selection
+        model, config = source.model, apply_overrides(source.config, overrides)
         label = _label(config, group, path, compare, runs)
         grid = _grid(config, seeds, shots, samples, aggregations)
         if is_export:
@@ -95,24 +89,20 @@ def run_evaluation(
         for seed, k, L, rule in grid:
             grid_config = apply_overrides(config, {"eval": {"shots": k, "samples": L},
                                                    "model": {"aggregation": rule}})
-            episodes_key = (config.data, config.eval.episodes, seed, k)
-            if episodes_key not in datasets:  # prepared once for every model, L and rule
-                datasets[episodes_key] = CachedEpisodes(build_episodes(
-                    grid_config.data, "test", shots=k, episodes=config.eval.episodes, seed=seed))
-            dataset = datasets[episodes_key]
+            dataset = _prepared_episodes(datasets, grid_config, seed)
             announce(f"{label}: {Path(path).name} fold {config.data.fold} seed {seed} "
                      f"k={k} L={L} {rule}: {len(dataset)} episodes")
             metrics = evaluate_model(
                 model, dataset, samples=L, seed=seed, threshold=config.eval.threshold,
-                aggregation=rule, score_at=config.data.score_at, device=score_device,
+                aggregation=rule, score_at=config.data.score_at, device=source.device,
                 num_workers=config.data.num_workers, uncertainty=uncertainty,
-                failure_threshold=flag_threshold,
+                failure_threshold=source.failure_threshold,
             )
             runs.append(_run_record(label, path, grid_config, seed, metrics, dataset.class_names))
             key = (config.data.fold, seed, k)
             if baselines and key not in baseline_runs:
                 baseline_runs[key], matcher = _score_baselines(
-                    dataset, config, grid_config, seed, matcher, score_device, announce)
+                    dataset, config, grid_config, seed, matcher, source.device, announce)
         settings = settings or _settings(config, seeds, shots, samples, aggregations)
     all_runs = runs + [r for records in baseline_runs.values() for r in records]
     report = {"settings": settings, "checkpoint_selection": selection, "runs": all_runs,
@@ -133,6 +123,44 @@ def _check_sources(
     if engine_dir is None and precision is not None:
         raise ConfigError("--precision applies to an export (--engine-dir); a checkpoint runs in "
                           "fp32")
+
+
+@dataclass
+class _Source:
+    """What one checkpoint or export brings to the evaluation."""
+
+    model: VPIModel | RunnerPredictor
+    config: Config
+    device: torch.device  # where its input tensors go
+    selection: dict[str, Any]  # how the checkpoint was chosen, for the report
+    failure_threshold: float | None  # its likely-failed threshold, chosen in training
+
+
+def _open_source(
+    path: str | Path, is_export: bool, backend: str, device: str, precision: str | None,
+    announce: Announce,
+) -> _Source:
+    if is_export:
+        model, config, score_device, selection = _open_export(
+            path, backend, device, precision, announce)
+        return _Source(model, config, score_device, selection, model.runner.spec.failure_threshold)
+    torch_device = resolve_device(device)
+    model, config, state = load_model(path, torch_device)
+    return _Source(model, config, torch_device, state.get("selection", {"by": "not recorded"}),
+                   failure_threshold(state))
+
+
+def _prepared_episodes(
+    datasets: dict[tuple, CachedEpisodes], config: Config, seed: int
+) -> CachedEpisodes:
+    """The test episodes of ``config`` (its data, episode count and k) and ``seed``, prepared
+    once for every model, L and rule that scores them."""
+    k, count = config.eval.shots, config.eval.episodes
+    key = (config.data, count, seed, k)
+    if key not in datasets:
+        datasets[key] = CachedEpisodes(build_episodes(config.data, "test", shots=k,
+                                                      episodes=count, seed=seed))
+    return datasets[key]
 
 
 def _open_export(
