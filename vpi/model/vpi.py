@@ -148,23 +148,11 @@ class VPIModel(nn.Module):
         valid = batch.query_mask != IGNORE_INDEX
         target = (batch.query_mask == 1).float()
         pixels = valid.sum((1, 2)).clamp(min=1).float()
-        config = self.config
-        posterior = prior = None  # prototypes (B, 1, D) and (B, S, D)
-        if config.probabilistic:
-            mean_q, logvar_q = self.posterior_net(self.prototype_features(features),
-                                                  (target * valid)[:, None])
-            kl = kl_divergence(mean_q, logvar_q, mean_p, var_p.log())
-            samples = config.likelihood_samples
-            if noise is None:
-                noise = draw_noise((mean_p.shape[0], samples, mean_p.shape[1]), None)
-            noise = (noise[:, None] if noise.dim() == 2 else noise).to(mean_p)
-            if config.likelihood_z != "prior":
-                posterior = sample_prototypes(mean_q, logvar_q.exp(), noise[:, :1])
-            if config.likelihood_z != "posterior":
-                prior = sample_prototypes(mean_p, var_p, noise[:, :samples])
+        if self.config.probabilistic:
+            kl, posterior, prior = self._likelihood_prototypes(
+                features, (target * valid)[:, None], mean_p, var_p, noise)
         else:
-            kl = torch.zeros_like(pixels)
-            prior = mean_p[:, None]
+            kl, posterior, prior = torch.zeros_like(pixels), None, mean_p[:, None]
         z = torch.cat([p for p in (posterior, prior) if p is not None], 1)
         logits = self.decode(features, z, batch.query_image.shape[-2:])  # (B, S', H, W)
         ce = F.binary_cross_entropy_with_logits(
@@ -179,7 +167,7 @@ class VPIModel(nn.Module):
         likelihood = per_sample[:, :1] if posterior is not None else per_sample[:, :0]
         if prior is not None:
             rule_loss = combine_sample_losses(per_sample[:, -prior.shape[1]:],
-                                              config.likelihood_rule, pixels)
+                                              self.config.likelihood_rule, pixels)
             likelihood = torch.cat([likelihood, rule_loss[:, None]], 1)
         loss = likelihood.sum(1) + kl_weight * kl / pixels
         if self.reads_similarity and similarity_weight:
@@ -187,6 +175,26 @@ class VPIModel(nn.Module):
             loss = loss + similarity_weight * match
             terms["match"] = match.mean().detach()
         return {"loss": loss.mean(), **terms}
+
+    def _likelihood_prototypes(
+        self, features: Features, target: torch.Tensor, mean_p: torch.Tensor,
+        var_p: torch.Tensor, noise: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """KL(q || p) (B,) and the likelihood's prototypes: one posterior sample (B, 1, D) and S
+        prior samples (B, S, D), each None where ``likelihood_z`` leaves it out."""
+        config = self.config
+        mean_q, logvar_q = self.posterior_net(self.prototype_features(features), target)
+        kl = kl_divergence(mean_q, logvar_q, mean_p, var_p.log())
+        samples = config.likelihood_samples
+        if noise is None:
+            noise = draw_noise((mean_p.shape[0], samples, mean_p.shape[1]), None)
+        noise = (noise[:, None] if noise.dim() == 2 else noise).to(mean_p)
+        posterior = prior = None
+        if config.likelihood_z != "prior":
+            posterior = sample_prototypes(mean_q, logvar_q.exp(), noise[:, :1])
+        if config.likelihood_z != "posterior":
+            prior = sample_prototypes(mean_p, var_p, noise[:, :samples])
+        return kl, posterior, prior
 
     def similarity_loss(
         self, features: Features, mean: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
