@@ -2,14 +2,16 @@
 
     python docs/reproduce/realphoto_probes.py matcher            # the matcher's variants (1 min)
     python docs/reproduce/realphoto_probes.py reset CKPT proj    # rows A', I': projection reset
-    python docs/reproduce/realphoto_probes.py reset CKPT head    # row A'': correction zeroed
+    python docs/reproduce/realphoto_probes.py reset CKPT head    # rows A'', S': correction zeroed
+    python docs/reproduce/realphoto_probes.py reset CKPT ssp     # row S'': self-support added
     python docs/reproduce/realphoto_probes.py ssp                # the matcher + self-support
 
 ``matcher`` scores PANet's rule on ../shared/realphoto (split ``all``, 1-shot, 128 px) with
 MobileNetV2's block-13 features dilated as the models' encoder was, and undilated as
 ``vpi.eval.matcher`` runs it, and other undilated blocks from 10 to 16. ``reset`` scores
 a matching-decoder checkpoint with, at test time only, its prior net's projection set to the
-identity (``proj``) or its decoder's correction zeroed (``head``), on the built-in fold and on the
+identity (``proj``), its decoder's correction zeroed (``head``) or one round of self-support
+matching added to its matching decoder (``ssp``), on the built-in fold and on the
 photos, 300 episodes each, L = 1. ``ssp`` scores the matcher with and without one round of
 self-support matching (the model's ``_self_supported``, nothing learned) on the photos, 445
 episodes.
@@ -106,9 +108,11 @@ def reset(checkpoint: str, part: str) -> None:
         if part == "proj":
             torch.nn.init.eye_(model.prior_net.mean.weight)
             model.prior_net.mean.bias.zero_()
-        else:
+        elif part == "head":
             model.decoder.head.weight.zero_()
             model.decoder.head.bias.zero_()
+        else:  # "ssp": a round of self-support matching the checkpoint did not train with
+            model.decoder.self_support = 1
     for name, data in (("built-in", {}), ("photos", PHOTOS)):
         config = apply_overrides(own, {"data": data})
         dataset = build_episodes(config.data, "test", shots=1, episodes=300, seed=0)
@@ -122,7 +126,7 @@ if __name__ == "__main__":
         matcher_variants()
     elif sys.argv[1:2] == ["ssp"]:
         matcher_self_support()
-    elif sys.argv[1:2] == ["reset"] and len(sys.argv) == 4 and sys.argv[3] in ("proj", "head"):
+    elif sys.argv[1:2] == ["reset"] and len(sys.argv) == 4 and sys.argv[3] in ("proj", "head", "ssp"):
         reset(sys.argv[2], sys.argv[3])
     else:
         sys.exit(__doc__)
