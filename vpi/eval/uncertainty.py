@@ -157,10 +157,9 @@ def choose_failure_threshold(scores: list[float], failed: list[bool]) -> dict[st
     if not any(failed) or all(failed):
         return None
     best: dict[str, Any] | None = None
-    for threshold in sorted(set(scores))[:-1]:
-        flagged = [s > threshold for s in scores]
-        hits = sum(f and y for f, y in zip(flagged, failed, strict=True))
-        precision, recall = hits / max(1, sum(flagged)), hits / sum(failed)
+    for threshold in sorted(set(scores))[:-1]:  # each flags at least the highest score
+        flag = _flag_scores(scores, failed, threshold)
+        precision, recall = flag["precision"], flag["recall"]
         f1 = 2 * precision * recall / max(1e-12, precision + recall)
         if best is None or f1 > best["f1"]:
             best = {"threshold": threshold, "precision": precision, "recall": recall, "f1": f1}
