@@ -56,6 +56,7 @@ def test_overrides_from_cli_strings_are_typed():
         ({"train": {"lr_head": "fast"}}, "train.lr_head must be a float, got 'fast'"),
         ({"model": {"nope": 1}}, "unknown config field 'model.nope'"),
         ({"data": {"image_size": 100}}, "multiple of 8"),
+        ({"train": {"kl_free_bits": -0.5}}, "train.kl_free_bits must be at least 0 nats"),
     ],
 )
 def test_bad_overrides_are_one_clear_error(override, message):

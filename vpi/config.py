@@ -129,6 +129,7 @@ class TrainConfig:
     lr_head: float = 1e-3
     lr_schedule: str = "constant"  # the paper's; or "cosine" (vpi.train.loop.lr_factor)
     kl_weight: float = 1.0
+    kl_free_bits: float = 0.0  # nats per latent dimension the KL leaves free (kl_divergence)
     similarity_weight: float = 1.0  # the similarity map's auxiliary loss; needs model.similarity_map
     dice_weight: float = 0.0  # adds a soft Dice loss (VPIModel.forward); 0 is the paper's objective
     seed: int = 0
@@ -200,6 +201,8 @@ def validate(config: Config) -> None:
     check_range("eval.samples", e.samples, 1, MAX_SAMPLES)
     check_range("train.batch_size", t.batch_size, 1, 4096)
     check_range("train.steps", t.steps, 1, 10_000_000)
+    if t.kl_free_bits < 0:
+        raise ConfigError(f"train.kl_free_bits must be at least 0 nats, got {t.kl_free_bits}")
     check_range("eval.episodes", e.episodes, 1, 10_000_000)
     if m.decoder == "matching" and m.latent_dim % 2:
         raise ConfigError(f"model.latent_dim is {m.latent_dim}; the matching decoder splits it "

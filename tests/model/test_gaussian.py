@@ -115,3 +115,14 @@ def test_sample_prototypes_reparameterises():
     noise = torch.tensor([[[1.0, 1.0], [-1.0, 2.0]]])
     z = sample_prototypes(mean, var, noise)
     assert z.tolist() == [[[3.0, -1.5], [-1.0, -1.0]]]
+
+
+def test_free_bits_floor_each_dimension_and_stop_its_gradient():
+    mean_q = torch.tensor([0.1, 3.0], requires_grad=True)
+    zeros = torch.zeros(2)
+    per_dim = 0.5 * mean_q.detach() ** 2  # KL of N(m, 1) from N(0, 1), per dimension: 0.005, 4.5
+    floored = kl_divergence(mean_q, zeros, zeros, zeros, free_bits=0.5)
+    assert floored.item() == pytest.approx(0.5 + per_dim[1].item())
+    floored.backward()
+    assert mean_q.grad[0].item() == 0.0  # under the floor: the prior no longer pulls it
+    assert mean_q.grad[1].item() == pytest.approx(3.0)

@@ -47,13 +47,18 @@ def aggregate_priors(
 
 
 def kl_divergence(
-    mean_q: torch.Tensor, logvar_q: torch.Tensor, mean_p: torch.Tensor, logvar_p: torch.Tensor
+    mean_q: torch.Tensor, logvar_q: torch.Tensor, mean_p: torch.Tensor, logvar_p: torch.Tensor,
+    free_bits: float = 0.0,
 ) -> torch.Tensor:
-    """KL(q || p) of diagonal Gaussians in closed form, summed over the last axis."""
+    """KL(q || p) of diagonal Gaussians in closed form, summed over the last axis.
+
+    ``free_bits`` (nats per dimension, Kingma et al. 2016) floors each dimension's term: below it
+    the KL has no gradient, so it stops pulling the posterior onto the prior there (0: the ELBO).
+    """
     kl = 0.5 * (
         logvar_p - logvar_q + (logvar_q.exp() + (mean_q - mean_p) ** 2) / logvar_p.exp() - 1.0
     )
-    return kl.sum(-1)
+    return (kl.clamp(min=free_bits) if free_bits else kl).sum(-1)
 
 
 def sample_prototypes(mean: torch.Tensor, var: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

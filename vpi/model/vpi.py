@@ -127,6 +127,7 @@ class VPIModel(nn.Module):
         kl_weight: float = 1.0,
         similarity_weight: float = 0.0,
         dice_weight: float = 0.0,
+        free_bits: float = 0.0,
     ) -> dict[str, torch.Tensor]:
         """The training objective of Eq. 4: cross-entropy + KL(q || p).
 
@@ -136,7 +137,8 @@ class VPIModel(nn.Module):
         the prior, the posterior or both (``likelihood_z``); the S prior samples' losses combine
         by ``likelihood_rule``. The KL is divided by the number of scored pixels so that
         both terms are per pixel (the ELBO summed over pixels, rescaled), whatever the image size;
-        ``kl_weight`` scales the KL term (1 is the paper's objective). With the similarity map,
+        ``kl_weight`` scales the KL term (1 is the paper's objective) and ``free_bits`` floors it
+        per dimension (``kl_divergence``; 0 is the paper's). With the similarity map,
         ``similarity_weight`` adds ``similarity_loss`` (0 leaves the objective the paper's).
         ``dice_weight`` adds ``soft_dice_loss``: it scores each episode's mask as a whole, so a
         small target counts as much as a large one, as in IoU; per-pixel cross-entropy lets the
@@ -150,7 +152,7 @@ class VPIModel(nn.Module):
         pixels = valid.sum((1, 2)).clamp(min=1).float()
         if self.config.probabilistic:
             kl, posterior, prior = self._likelihood_prototypes(
-                features, (target * valid)[:, None], mean_p, var_p, noise)
+                features, (target * valid)[:, None], mean_p, var_p, noise, free_bits)
         else:
             kl, posterior, prior = torch.zeros_like(pixels), None, mean_p[:, None]
         z = torch.cat([p for p in (posterior, prior) if p is not None], 1)
@@ -178,13 +180,13 @@ class VPIModel(nn.Module):
 
     def _likelihood_prototypes(
         self, features: Features, target: torch.Tensor, mean_p: torch.Tensor,
-        var_p: torch.Tensor, noise: torch.Tensor | None,
+        var_p: torch.Tensor, noise: torch.Tensor | None, free_bits: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """KL(q || p) (B,) and the likelihood's prototypes: one posterior sample (B, 1, D) and S
         prior samples (B, S, D), each None where ``likelihood_z`` leaves it out."""
         config = self.config
         mean_q, logvar_q = self.posterior_net(self.prototype_features(features), target)
-        kl = kl_divergence(mean_q, logvar_q, mean_p, var_p.log())
+        kl = kl_divergence(mean_q, logvar_q, mean_p, var_p.log(), free_bits)
         samples = config.likelihood_samples
         if noise is None:
             noise = draw_noise((mean_p.shape[0], samples, mean_p.shape[1]), None)

@@ -176,7 +176,8 @@ def _train(
                                       config.model.likelihood_samples)
                 with autocast(device, use_amp):
                     losses = network(batch.to(device), noise.to(device), train_cfg.kl_weight,
-                                     train_cfg.similarity_weight, train_cfg.dice_weight)
+                                     train_cfg.similarity_weight, train_cfg.dice_weight,
+                                     train_cfg.kl_free_bits)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(losses["loss"]).backward()
                 scaler.step(optimizer)
