@@ -10,20 +10,20 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from vpi.checkpoint import read_checkpoint, save_checkpoint
 from vpi.config import Config, config_from_dict, config_to_dict
-from vpi.data import VALIDATION, build_episodes, collate_episodes
+from vpi.data import VALIDATION, EpisodeBatch, build_episodes, collate_episodes
 from vpi.data.registry import write_splits
 from vpi.device import autocast, autocast_dtype, resolve_device
 from vpi.errors import ConfigError
@@ -124,94 +124,154 @@ def _train(
     train_set = build_episodes(config.data, "train", shots=config.data.shots,
                                episodes=train_cfg.steps * train_cfg.batch_size,
                                seed=train_cfg.seed, augment=True)
+    run = _start_run(config, state, run_dir, device, context, console)
+    network = _parallel(run.model, config, device, context)
+
+    loader = _train_loader(train_set, config, run.step, context)
+    use_amp = device.type == "cuda" and train_cfg.amp
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and autocast_dtype(device) == torch.float16)
+    if val_set is not None and train_cfg.eval_every and run.step == 0:
+        matcher = _matcher_validation(val_set, config, device, context, console)
+        if matcher is not None and context.is_main:
+            _append(run.log_path, {"step": 0, "matcher_validation": matcher})
+    run.model.train()
+    columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TextColumn("{task.fields[stats]}"), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("train", total=train_cfg.steps, completed=run.step, stats="")
+        tic = time.perf_counter()
+        try:
+            for batch in loader:
+                losses = _step(run, network, batch, scaler, device, use_amp)
+                if context.is_main and (run.step % train_cfg.log_every == 0
+                                        or run.step == train_cfg.steps):
+                    tic = _log_step(run, losses, tic, progress, task)
+                progress.update(task, completed=run.step)
+                if val_set is not None and train_cfg.eval_every and run.step % train_cfg.eval_every == 0:
+                    _validate(run, val_set, device, console)
+                if run.step % train_cfg.checkpoint_every == 0:
+                    run.save(LAST)
+        except KeyboardInterrupt:
+            run.save(LAST)
+            console.print(f"interrupted at step {run.step}; continue: vpi train --resume {run.run_dir}")
+            raise
+    if run.best is None:  # no periodic eval ran: the last weights are the best we know
+        run.selection = {**run.selection, "step": run.step}
+        run.save(BEST)
+    last = run.save(LAST)
+    return TrainResult(run.run_dir, last, run.run_dir / BEST, run.step, run.best)
+
+
+@dataclass
+class _Run:
+    """What a run carries from step to step and writes into each checkpoint: a resumed run
+    continues from exactly these."""
+
+    config: Config
+    model: VPIModel
+    optimizer: torch.optim.Optimizer
+    run_dir: Path
+    context: DistContext
+    step: int = 0
+    best: float | None = None  # the best validation class-IoU so far
+    selection: dict[str, Any] = field(default_factory=dict)  # how best.pt was chosen
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+    def save(self, name: str) -> Path:
+        """Checkpoint ``name`` in the run folder, with the RNG states (written by rank 0 only)."""
+        path = self.run_dir / name
+        if self.context.is_main:
+            save_checkpoint(path, self.model, self.config, step=self.step, optimizer=self.optimizer,
+                            extra={"rng": capture_rng(), "best_class_iou": self.best,
+                                   "selection": self.selection})
+        return path
+
+
+def _start_run(
+    config: Config,
+    state: dict[str, Any] | None,
+    run_dir: str | Path | None,
+    device: torch.device,
+    context: DistContext,
+    console: Console,
+) -> _Run:
+    """The model, run folder and optimizer: restored from ``state`` when resuming; else new, with
+    the config (and the split lists used, so the episodes can be rebuilt) written by rank 0."""
     if state is None and config.model.weights is None and config.model.backbone != "tiny":
         console.print("[yellow]warning:[/] training from random init (no --weights given)")
     model = VPIModel(config.model, pretrained=state is None).to(device)
     run_dir = _agree_on_run_dir(config, run_dir, context)  # after the weights loaded: no empty run
-    optimizer = _optimizer(model, config)
-    start_step, best = 0, None
-    selection = _selection(config, None, None)
+    run = _Run(config, model, _optimizer(model, config), run_dir, context,
+               selection=_selection(config, None, None))
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_step, best = state["step"], state.get("best_class_iou")
-        selection = state.get("selection", selection)
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.step, run.best = state["step"], state.get("best_class_iou")
+        run.selection = state.get("selection", run.selection)
         restore_rng(state["rng"])
-        console.print(f"resuming {run_dir} at step {start_step}")
+        console.print(f"resuming {run_dir} at step {run.step}")
     elif context.is_main:
         atomic_write_text(run_dir / "config.json", json.dumps(config_to_dict(config), indent=2))
-        if config.data.dataset != "builtin":  # the lists used, so the episodes can be rebuilt
+        if config.data.dataset != "builtin":
             write_splits(config.data, run_dir / "splits")
-    network = _parallel(model, config, device, context)
+    return run
 
-    loader = _train_loader(train_set, config, start_step, context)
-    use_amp = device.type == "cuda" and train_cfg.amp
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and autocast_dtype(device) == torch.float16)
-    log_path = run_dir / "metrics.jsonl"
-    step = start_step
 
-    def save(name: str) -> Path:
-        path = run_dir / name
-        if context.is_main:
-            save_checkpoint(path, model, config, step=step, optimizer=optimizer,
-                            extra={"rng": capture_rng(), "best_class_iou": best,
-                                   "selection": selection})
-        return path
+def _step(
+    run: _Run,
+    network: VPIModel | DistributedDataParallel,
+    batch: EpisodeBatch,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    use_amp: bool,
+) -> dict[str, torch.Tensor]:
+    """One update: the scheduled learning rates, each episode's own noise (so a resumed run draws
+    what the uninterrupted one would), the losses, the backward pass; returns the losses."""
+    config, train_cfg = run.config, run.config.train
+    _set_learning_rates(run.optimizer, config, run.step)
+    noise = episode_noise(step_indices(run.step, train_cfg.batch_size, run.context),
+                          config.model.latent_dim, train_cfg.seed, config.model.likelihood_samples)
+    with autocast(device, use_amp):
+        losses = network(batch.to(device), noise.to(device), train_cfg.kl_weight,
+                         train_cfg.similarity_weight, train_cfg.dice_weight,
+                         train_cfg.kl_free_bits)
+    run.optimizer.zero_grad(set_to_none=True)
+    scaler.scale(losses["loss"]).backward()
+    scaler.step(run.optimizer)
+    scaler.update()
+    run.step += 1
+    return losses
 
-    if val_set is not None and train_cfg.eval_every and start_step == 0:
-        matcher = _matcher_validation(val_set, config, device, context, console)
-        if matcher is not None and context.is_main:
-            _append(log_path, {"step": 0, "matcher_validation": matcher})
-    model.train()
-    columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TextColumn("{task.fields[stats]}"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("train", total=train_cfg.steps, completed=start_step, stats="")
-        tic = time.perf_counter()
-        try:
-            for batch in loader:
-                _set_learning_rates(optimizer, config, step)
-                noise = episode_noise(step_indices(step, train_cfg.batch_size, context),
-                                      config.model.latent_dim, train_cfg.seed,
-                                      config.model.likelihood_samples)
-                with autocast(device, use_amp):
-                    losses = network(batch.to(device), noise.to(device), train_cfg.kl_weight,
-                                     train_cfg.similarity_weight, train_cfg.dice_weight,
-                                     train_cfg.kl_free_bits)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(losses["loss"]).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                step += 1
-                if context.is_main and (step % train_cfg.log_every == 0 or step == train_cfg.steps):
-                    rate = train_cfg.log_every / max(time.perf_counter() - tic, 1e-9)
-                    tic = time.perf_counter()
-                    record = {k: round(float(v.detach()), 5) for k, v in losses.items()}
-                    _append(log_path, {"step": step, **record, "steps_per_s": round(rate, 3)})
-                    progress.update(task, stats=" ".join(
-                        [f"{k} {v:.4f}" for k, v in record.items()] + [f"{rate:.2f} it/s"]))
-                progress.update(task, completed=step)
-                if val_set is not None and train_cfg.eval_every and step % train_cfg.eval_every == 0:
-                    metrics = _evaluate(model, val_set, config, device, context)
-                    model.train()
-                    console.print(f"step {step}: validation {_describe(metrics)}")
-                    if context.is_main:
-                        _append(log_path, {"step": step, "validation": metrics})
-                    if best is None or metrics["class_iou"] > best:
-                        best = metrics["class_iou"]
-                        selection = _selection(config, step, metrics)
-                        save(BEST)
-                if step % train_cfg.checkpoint_every == 0:
-                    save(LAST)
-        except KeyboardInterrupt:
-            save(LAST)
-            console.print(f"interrupted at step {step}; continue: vpi train --resume {run_dir}")
-            raise
-    if best is None:  # no periodic eval ran: the last weights are the best we know
-        selection = {**selection, "step": step}
-        save(BEST)
-    last = save(LAST)
-    return TrainResult(run_dir, last, run_dir / BEST, step, best)
+
+def _log_step(
+    run: _Run, losses: dict[str, torch.Tensor], tic: float, progress: Progress, task: TaskID
+) -> float:
+    """The losses and steps/s since ``tic`` into metrics.jsonl and the progress bar; returns the
+    time the next interval starts."""
+    rate = run.config.train.log_every / max(time.perf_counter() - tic, 1e-9)
+    tic = time.perf_counter()
+    record = {k: round(float(v.detach()), 5) for k, v in losses.items()}
+    _append(run.log_path, {"step": run.step, **record, "steps_per_s": round(rate, 3)})
+    progress.update(task, stats=" ".join(
+        [f"{k} {v:.4f}" for k, v in record.items()] + [f"{rate:.2f} it/s"]))
+    return tic
+
+
+def _validate(run: _Run, val_set: Dataset, device: torch.device, console: Console) -> None:
+    """Score the validation episodes, log the figures, and write best.pt when class-IoU beats the
+    best so far."""
+    metrics = _evaluate(run.model, val_set, run.config, device, run.context)
+    run.model.train()
+    console.print(f"step {run.step}: validation {_describe(metrics)}")
+    if run.context.is_main:
+        _append(run.log_path, {"step": run.step, "validation": metrics})
+    if run.best is None or metrics["class_iou"] > run.best:
+        run.best = metrics["class_iou"]
+        run.selection = _selection(run.config, run.step, metrics)
+        run.save(BEST)
 
 
 def _agree_on_run_dir(config: Config, run_dir: str | Path | None, context: DistContext) -> Path:
