@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,47 +69,75 @@ def run_evaluation(
     _check_sources(checkpoints, engine_dir, precision)
     overrides = overrides or {}
     announce = announce or (lambda _: None)
-    runs: list[dict[str, Any]] = []
-    baseline_runs: dict[tuple, list[dict[str, Any]]] = {}
+    tally = _Tally()
     settings: dict[str, Any] | None = None
     selection: dict[str, Any] = {}
-    datasets: dict[tuple, CachedEpisodes] = {}
-    matcher: PrototypeMatcher | str | None = None  # built for the first model; str: why not
     sources = [("model", path, False) for path in checkpoints]
     sources += [("model", engine_dir, True)] if engine_dir is not None else []
     sources += [("compare", path, False) for path in compare]
     for group, path, is_export in sources:
         source = _open_source(path, is_export, backend, device, precision, announce)
         selection[str(path)] = source.selection
-        model, config = source.model, apply_overrides(source.config, overrides)
-        label = _label(config, group, path, compare, runs)
+        config = apply_overrides(source.config, overrides)
+        label = _label(config, group, path, compare, tally.runs)
         grid = _grid(config, seeds, shots, samples, aggregations)
         if is_export:
-            _check_engine(model, config, grid)
-        for seed, k, L, rule in grid:
-            grid_config = apply_overrides(config, {"eval": {"shots": k, "samples": L},
-                                                   "model": {"aggregation": rule}})
-            dataset = _prepared_episodes(datasets, grid_config, seed)
-            announce(f"{label}: {Path(path).name} fold {config.data.fold} seed {seed} "
-                     f"k={k} L={L} {rule}: {len(dataset)} episodes")
-            metrics = evaluate_model(
-                model, dataset, samples=L, seed=seed, threshold=config.eval.threshold,
-                aggregation=rule, score_at=config.data.score_at, device=source.device,
-                num_workers=config.data.num_workers, uncertainty=uncertainty,
-                failure_threshold=source.failure_threshold,
-            )
-            runs.append(_run_record(label, path, grid_config, seed, metrics, dataset.class_names))
-            key = (config.data.fold, seed, k)
-            if baselines and key not in baseline_runs:
-                baseline_runs[key], matcher = _score_baselines(
-                    dataset, config, grid_config, seed, matcher, source.device, announce)
+            _check_engine(source.model, config, grid)
+        for setting in grid:
+            _score_setting(tally, source, label, path, config, setting, baselines=baselines,
+                           uncertainty=uncertainty, announce=announce)
         settings = settings or _settings(config, seeds, shots, samples, aggregations)
-    all_runs = runs + [r for records in baseline_runs.values() for r in records]
+    all_runs = tally.runs + [r for records in tally.baseline_runs.values() for r in records]
     report = {"settings": settings, "checkpoint_selection": selection, "runs": all_runs,
               "summary": summarise(all_runs)}
-    if isinstance(matcher, str):
-        report["matcher_skipped"] = matcher
+    if isinstance(tally.matcher, str):
+        report["matcher_skipped"] = tally.matcher
     return report
+
+
+@dataclass
+class _Tally:
+    """What the evaluation gathers over its sources: the models' runs, the baselines' runs per
+    (fold, seed, k), the test episodes prepared once for every model, and the training-free
+    matcher, built for the first model (a str: why it cannot run)."""
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    baseline_runs: dict[tuple, list[dict[str, Any]]] = field(default_factory=dict)
+    datasets: dict[tuple, CachedEpisodes] = field(default_factory=dict)
+    matcher: PrototypeMatcher | str | None = None
+
+
+def _score_setting(
+    tally: _Tally,
+    source: _Source,
+    label: str,
+    path: str | Path,
+    config: Config,
+    setting: tuple[int, int, int, str],
+    *,
+    baselines: bool,
+    uncertainty: bool,
+    announce: Announce,
+) -> None:
+    """Score ``source`` at one (seed, k, L, rule) of its grid into ``tally``; the baselines too,
+    once per (fold, seed, k), since they depend on neither L nor the rule."""
+    seed, k, L, rule = setting
+    grid_config = apply_overrides(config, {"eval": {"shots": k, "samples": L},
+                                           "model": {"aggregation": rule}})
+    dataset = _prepared_episodes(tally.datasets, grid_config, seed)
+    announce(f"{label}: {Path(path).name} fold {config.data.fold} seed {seed} "
+             f"k={k} L={L} {rule}: {len(dataset)} episodes")
+    metrics = evaluate_model(
+        source.model, dataset, samples=L, seed=seed, threshold=config.eval.threshold,
+        aggregation=rule, score_at=config.data.score_at, device=source.device,
+        num_workers=config.data.num_workers, uncertainty=uncertainty,
+        failure_threshold=source.failure_threshold,
+    )
+    tally.runs.append(_run_record(label, path, grid_config, seed, metrics, dataset.class_names))
+    key = (config.data.fold, seed, k)
+    if baselines and key not in tally.baseline_runs:
+        tally.baseline_runs[key], tally.matcher = _score_baselines(
+            dataset, config, grid_config, seed, tally.matcher, source.device, announce)
 
 
 def _check_sources(
