@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,32 +51,8 @@ def bench_table(report: dict[str, Any]) -> Table:
              if c["mode"] == main}
     accuracy = report.get("accuracy") or {}
     iou = {a["L"]: a["class_iou"] for a in accuracy.get("per_L", [])}
-    machine, model = report["machine"], report["model"]
-    gpu = f", {machine['gpu']['name']}" if machine.get("gpu") else ""
-    table = Table(
-        title=(f"{model['backbone']} {model['image_size']}x{model['image_size']}, "
-               f"K={settings['shots']} · {machine['cpu_model']} "
-               f"({machine['cpu_cores_usable']} cores, {machine['torch_threads']} threads{gpu}) · ms"),
-        box=box.SIMPLE_HEAD, title_style="bold",
-    )
-    table.add_column("backend")
-    table.add_column("L", justify="right")
-    table.add_column("B", justify="right")
-    table.add_column("prior", justify="right")
-    for mode in modes:
-        table.add_column(f"decoder\n{mode}", justify="right")
-    table.add_column(f"e2e {main}\np50/p90/p99", justify="right", no_wrap=True)
-    for mode in other:
-        table.add_column(f"e2e\n{mode}", justify="right")
-    if other:
-        table.add_column("looped/\nbatched", justify="right")
-    table.add_column("/L=1", justify="right")
-    table.add_column("q/s", justify="right")
-    if several:
-        table.add_column("q/s\n/B=1", justify="right")
-    table.add_column("MiB", justify="right")
-    if iou:
-        table.add_column("class\nIoU %", justify="right")
+    table = Table(title=_title(report), box=box.SIMPLE_HEAD, title_style="bold")
+    _add_columns(table, modes, main, several=several, iou=bool(iou))
     rows = dict.fromkeys((r["backend"], r["L"], r["B"]) for r in report["results"])
     for backend, samples, batch in rows:
         first = cells[(backend, samples, main, batch)]
@@ -96,6 +73,39 @@ def bench_table(report: dict[str, Any]) -> Table:
             row.append(f"{100 * iou[samples]:.1f}" if samples in iou else "-")
         table.add_row(*row)
     return table
+
+
+def _title(report: dict[str, Any]) -> str:
+    """The table's title: the model, K and the machine the figures were measured on."""
+    machine, model = report["machine"], report["model"]
+    gpu = f", {machine['gpu']['name']}" if machine.get("gpu") else ""
+    return (f"{model['backbone']} {model['image_size']}x{model['image_size']}, "
+            f"K={report['settings']['shots']} · {machine['cpu_model']} "
+            f"({machine['cpu_cores_usable']} cores, {machine['torch_threads']} threads{gpu}) · ms")
+
+
+def _add_columns(table: Table, modes: Sequence[str], main: str, *, several: bool, iou: bool) -> None:
+    """The columns ``bench_table`` fills, in its rows' order: a mode's, the B = 1 ratio's and the
+    class-IoU's only where they were measured."""
+    other = [m for m in modes if m != main]
+    table.add_column("backend")
+    table.add_column("L", justify="right")
+    table.add_column("B", justify="right")
+    table.add_column("prior", justify="right")
+    for mode in modes:
+        table.add_column(f"decoder\n{mode}", justify="right")
+    table.add_column(f"e2e {main}\np50/p90/p99", justify="right", no_wrap=True)
+    for mode in other:
+        table.add_column(f"e2e\n{mode}", justify="right")
+    if other:
+        table.add_column("looped/\nbatched", justify="right")
+    table.add_column("/L=1", justify="right")
+    table.add_column("q/s", justify="right")
+    if several:
+        table.add_column("q/s\n/B=1", justify="right")
+    table.add_column("MiB", justify="right")
+    if iou:
+        table.add_column("class\nIoU %", justify="right")
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
