@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from vpi.config import (
     DEFAULT_SAMPLES,
     DEFAULT_THRESHOLD,
@@ -26,7 +28,7 @@ from vpi.runtime.processing import check_image_file, load_image
 from vpi.runtime.registry import RunnerOptions
 from vpi.runtime.segmenter import Prior, Segmenter
 from vpi.runtime.select import BackendChoice, open_backend
-from vpi.runtime.support import find_queries, find_support_pairs, load_support
+from vpi.runtime.support import SupportPair, find_queries, find_support_pairs, load_support
 
 
 def segment_folder(
@@ -56,11 +58,7 @@ def segment_folder(
     share of its batch's). Returns the dict written to results.json.
     """
     started = time.perf_counter()
-    pairs = find_support_pairs(support_dir)
-    support_images, support_masks = load_support(pairs)
-    query_paths = find_queries(queries)
-    for query in query_paths:
-        check_image_file(query, "query")
+    pairs, support_images, support_masks, query_paths = _read_inputs(support_dir, queries)
     if checkpoint is None and engine_dir is None:
         checkpoint = find_latest_checkpoint(runs_dir)
         announce(f"no --checkpoint given: using the newest run's {checkpoint}")
@@ -84,16 +82,24 @@ def segment_folder(
             "pairs": [{"image": p.image.name, "mask": p.mask.name} for p in pairs],
         },
         samples=samples, seed=seed, threshold=threshold, batch_size=batch_size, queries=records,
-        timing_ms={
-            "read_inputs": _ms(started, loaded),
-            "open_backend": _ms(loaded, opened),
-            "encode_support": _ms(opened, encoded),
-            "segment_queries": _ms(encoded, time.perf_counter()),
-        },
+        timing_ms=_phase_timings(started, loaded, opened, encoded),
     )
     results["timing_ms"]["total"] = _ms(started, time.perf_counter())
     write_results(out, results)
     return results
+
+
+def _read_inputs(
+    support_dir: str | Path, queries: Sequence[str | Path]
+) -> tuple[list[SupportPair], list[np.ndarray], list[np.ndarray], list[Path]]:
+    """The support folder's pairs, their images and masks, and the query paths, every query file
+    checked: bad input fails before a backend opens or anything is written."""
+    pairs = find_support_pairs(support_dir)
+    support_images, support_masks = load_support(pairs)
+    query_paths = find_queries(queries)
+    for query in query_paths:
+        check_image_file(query, "query")
+    return pairs, support_images, support_masks, query_paths
 
 
 def _open_backend(backend: str, checkpoint: str | Path | None, engine_dir: str | Path | None,
@@ -130,6 +136,16 @@ def _segment_queries(segmenter: Segmenter, prior: Prior, query_paths: Sequence[P
                  "write": _ms(t2, time.perf_counter())},
             ))
     return records
+
+
+def _phase_timings(started: float, loaded: float, opened: float, encoded: float) -> dict[str, float]:
+    """results.json's time of each phase, from the instants between them; the last ends now."""
+    return {
+        "read_inputs": _ms(started, loaded),
+        "open_backend": _ms(loaded, opened),
+        "encode_support": _ms(opened, encoded),
+        "segment_queries": _ms(encoded, time.perf_counter()),
+    }
 
 
 def _ms(start: float, end: float, share: int = 1) -> float:
