@@ -73,16 +73,12 @@ def export_model(
     _check_out_dir(out, digest, force)
     ensure_writable_dir(out)
     spec = GraphSpec.from_config(config, failure_threshold(state))
-    signatures = graph_signatures(spec)
     with tempfile.TemporaryDirectory(dir=out, prefix=".staging-") as tmp:
         stage = Path(tmp)
-        paths = {name: stage / file for name, file in GRAPH_FILES.items()}
-        opsets = export_graphs(model, spec, paths, opset=opset)
-        for name, path in paths.items():
-            check_graph(path, signatures[name])
+        exported_opset = _stage_graphs(model, spec, stage, opset)
         exported = time.perf_counter()
         manifest = _manifest(config, state, Path(checkpoint), digest, spec)
-        manifest.update(opset=max(opsets.values()), onnxruntime_version=ort_version)
+        manifest.update(opset=exported_opset, onnxruntime_version=ort_version)
         write_manifest(stage, manifest)  # provisional: the runners below open the staged folder
         manifest["parity"] = {"onnxruntime": _parity("onnx", model, spec, stage)}
         manifest["timing_s"] = {
@@ -97,9 +93,7 @@ def export_model(
             _gate_precision(engine, request, model, episodes_config, stage, manifest,
                             gate or GateSettings(), calibration or CalibrationSource())
         manifest["timing_s"]["total"] = round(time.perf_counter() - started, 3)
-        for path in stage.iterdir():
-            if path.name != MANIFEST:
-                os.replace(path, out / path.name)
+        _move_staged(stage, out)
     return write_manifest(out, manifest)
 
 
@@ -144,6 +138,25 @@ def _check_out_dir(out: Path, digest: str, force: bool) -> None:
         f"output folder {str(out)!r} is not empty and holds no vpi export: choose an empty "
         "folder or pass --force"
     )
+
+
+def _stage_graphs(model: VPIModel, spec: GraphSpec, stage: Path, opset: int | None) -> int:
+    """Export both graphs into the staging folder and check each one's inputs and outputs against
+    ``graph_signatures``; returns the opset the manifest records (the higher of the two)."""
+    signatures = graph_signatures(spec)
+    paths = {name: stage / file for name, file in GRAPH_FILES.items()}
+    opsets = export_graphs(model, spec, paths, opset=opset)
+    for name, path in paths.items():
+        check_graph(path, signatures[name])
+    return max(opsets.values())
+
+
+def _move_staged(stage: Path, out: Path) -> None:
+    """Move every staged file but the provisional manifest into ``out``, once every check has
+    passed; the final manifest is written after them."""
+    for path in stage.iterdir():
+        if path.name != MANIFEST:
+            os.replace(path, out / path.name)
 
 
 def _manifest(
