@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from vpi.config import DEFAULT_SAMPLES, RUNS_DIR
 from vpi.demo.examples import EXAMPLES_DIR
@@ -53,27 +53,8 @@ def build_page(handlers: DemoHandlers) -> Any:
         support = gr.State([])
         with gr.Row():
             with gr.Column():
-                gr.Markdown(f"### 1 · Support: 1 to {MAX_SUPPORT} photos, the object painted on each")
-                editor = gr.ImageEditor(
-                    label="photo: drop it here, paint the object with the brush", type="numpy",
-                    image_mode="RGBA", format="png", sources=("upload", "clipboard"), layers=False,
-                    transforms=(), brush=gr.Brush(colors=[_BRUSH_COLOUR], color_mode="fixed"),
-                    height=360, elem_id="vpi-editor")
-                mask_file = gr.File(label="or upload its mask as a PNG (non-zero pixels: the object)",
-                                    type="filepath", height=120, elem_id="vpi-mask")
-                with gr.Row():
-                    add = gr.Button("Add to support", variant="secondary", elem_id="vpi-add")
-                    clear = gr.Button("Clear support", elem_id="vpi-clear")
-                gallery = gr.Gallery(label="support", columns=MAX_SUPPORT, fit_columns=False, height=170,
-                                     object_fit="contain", format="png", interactive=False,
-                                     elem_id="vpi-support")
-                example_buttons = {}
-                if handlers.examples:
-                    with gr.Row():
-                        gr.Markdown("Examples, one click:")
-                        for name, label in handlers.examples.items():
-                            example_buttons[name] = gr.Button(label, size="sm",
-                                                              elem_id=f"vpi-example-{name}")
+                editor, mask_file, add, clear, gallery, example_buttons = _support_column(
+                    gr, handlers.examples)
             with gr.Column():
                 gr.Markdown("### 2 · Query: one or more photos")
                 queries = gr.File(label="query photos", file_count="multiple", type="filepath",
@@ -105,6 +86,43 @@ def build_page(handlers: DemoHandlers) -> Any:
         go.click(wired(handlers.segment), [support, queries, samples, backend],
                  [results, summary, downloads, status])
     return page
+
+
+class _SupportColumn(NamedTuple):
+    """The support column's components that the page's events read or update."""
+
+    editor: Any
+    mask_file: Any
+    add: Any
+    clear: Any
+    gallery: Any
+    examples: dict[str, Any]  # example name -> its button
+
+
+def _support_column(gr: Any, examples: dict[str, str]) -> _SupportColumn:
+    """The support column's components, made inside the caller's column: the editor to paint a
+    photo in, the mask upload, the add and clear buttons, the gallery, a button per example."""
+    gr.Markdown(f"### 1 · Support: 1 to {MAX_SUPPORT} photos, the object painted on each")
+    editor = gr.ImageEditor(
+        label="photo: drop it here, paint the object with the brush", type="numpy",
+        image_mode="RGBA", format="png", sources=("upload", "clipboard"), layers=False,
+        transforms=(), brush=gr.Brush(colors=[_BRUSH_COLOUR], color_mode="fixed"),
+        height=360, elem_id="vpi-editor")
+    mask_file = gr.File(label="or upload its mask as a PNG (non-zero pixels: the object)",
+                        type="filepath", height=120, elem_id="vpi-mask")
+    with gr.Row():
+        add = gr.Button("Add to support", variant="secondary", elem_id="vpi-add")
+        clear = gr.Button("Clear support", elem_id="vpi-clear")
+    gallery = gr.Gallery(label="support", columns=MAX_SUPPORT, fit_columns=False, height=170,
+                         object_fit="contain", format="png", interactive=False,
+                         elem_id="vpi-support")
+    example_buttons = {}
+    if examples:
+        with gr.Row():
+            gr.Markdown("Examples, one click:")
+            for name, label in examples.items():
+                example_buttons[name] = gr.Button(label, size="sm", elem_id=f"vpi-example-{name}")
+    return _SupportColumn(editor, mask_file, add, clear, gallery, example_buttons)
 
 
 def serve_demo(
