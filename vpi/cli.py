@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -43,6 +43,9 @@ from vpi.runtime.registry import (
     precision_help,
     taking,
 )
+
+if TYPE_CHECKING:
+    from vpi.bench import BenchSettings
 
 app = typer.Typer(
     name="vpi",
@@ -231,9 +234,6 @@ def eval_command(
     --samples 1..10 --plot fig3.png (Fig. 3), --shots 5 --aggregation variance,mean (Table 2).
     --engine-dir DIR --backend openvino scores the deployed graphs on the same episodes and noise.
     """
-    from vpi.config import AGGREGATIONS
-    from vpi.ranges import parse_choice_list, parse_int_list
-
     flags = _flags(
         eval={"episodes": episodes},
         data={"dataset": dataset, "root": root, "splits": splits, "fold": fold,
@@ -242,14 +242,34 @@ def eval_command(
     report = _evaluate(
         checkpoints or [], _overrides(config_file, sets, flags),
         engine_dir=engine_dir, backend=backend, precision=precision,
-        seeds=parse_int_list(seeds, name="--seeds", low=0, high=2**31) if seeds else None,
-        shots=parse_int_list(shots, name="--shots", low=1, high=MAX_SHOTS) if shots else None,
-        samples=parse_int_list(samples, name="--samples", low=1, high=MAX_SAMPLES)
-        if samples else None,
-        aggregations=parse_choice_list(aggregation, name="--aggregation", choices=AGGREGATIONS)
-        if aggregation else None,
+        **_sweeps(seeds, shots, samples, aggregation),
         compare=compare or (), baselines=baselines, uncertainty=uncertainty, device=device,
     )
+    _save_eval(report, json_path, plot, uncertainty)
+
+
+def _sweeps(
+    seeds: str | None, shots: str | None, samples: str | None, aggregation: str | None
+) -> dict[str, list[int] | list[str] | None]:
+    """`vpi eval`'s lists, parsed and checked before any work; None where not given (the
+    checkpoint's config decides)."""
+    from vpi.config import AGGREGATIONS
+    from vpi.ranges import parse_choice_list, parse_int_list
+
+    return {
+        "seeds": parse_int_list(seeds, name="--seeds", low=0, high=2**31) if seeds else None,
+        "shots": parse_int_list(shots, name="--shots", low=1, high=MAX_SHOTS) if shots else None,
+        "samples": parse_int_list(samples, name="--samples", low=1, high=MAX_SAMPLES)
+        if samples else None,
+        "aggregations": parse_choice_list(aggregation, name="--aggregation", choices=AGGREGATIONS)
+        if aggregation else None,
+    }
+
+
+def _save_eval(report: dict[str, Any], json_path: Path | None, plot: Path | None,
+               uncertainty: bool) -> None:
+    """Write the report's JSON and plots where asked for; with ``uncertainty``, the plot's
+    reliability diagram beside it."""
     if json_path is not None:
         _write_json(json_path, report)
         console.print(f"report: {json_path}")
@@ -328,17 +348,14 @@ def export_command(
     REPO: a Triton model repository instead, both graphs, a request validator and the `vpi`
     ensemble.
     """
-    from vpi.export import export_model, write_triton_repository
+    from vpi.export import export_model
     from vpi.export.calibration import CalibrationSource
     from vpi.export.gate import GateSettings
-    from vpi.export.report import export_report, triton_report
+    from vpi.export.report import export_report
 
     if triton is not None:
-        if out is not None:
-            raise VpiError("--out and --triton write different things: give one of them")
-        repo = write_triton_repository(checkpoint, triton, engine=engine, precision=precision,
-                                       opset=opset, force=force)
-        _print_report(triton_report(repo))
+        _export_triton(checkpoint, triton, out, engine=engine, precision=precision, opset=opset,
+                       force=force)
         return
     out = out or Path(EXPORT_DIR)
     if calibration_queries is not None and calibration_support is None:
@@ -351,6 +368,19 @@ def export_command(
         data=_flags(data={"dataset": dataset, "root": root, "splits": splits}).get("data"),
     )
     _print_report(export_report(manifest_path, out))
+
+
+def _export_triton(checkpoint: Path, triton: Path, out: Path | None, *, engine: str,
+                   precision: str | None, opset: int | None, force: bool) -> None:
+    """`vpi export --triton REPO`: a Triton model repository, in place of the --out folder."""
+    from vpi.export import write_triton_repository
+    from vpi.export.report import triton_report
+
+    if out is not None:
+        raise VpiError("--out and --triton write different things: give one of them")
+    repo = write_triton_repository(checkpoint, triton, engine=engine, precision=precision,
+                                   opset=opset, force=force)
+    _print_report(triton_report(repo))
 
 
 def _print_report(items: list[Any]) -> None:
@@ -446,27 +476,10 @@ def bench_command(
 ) -> None:
     """Measure latency, throughput and memory of the deployed pipeline over backends, L, mode and
     batch size."""
-    from rich.markup import escape
+    from vpi.bench import resolve_model, run_benchmark
 
-    from vpi.bench import (
-        MODES,
-        BenchSettings,
-        bench_table,
-        plot_bench,
-        resolve_model,
-        run_benchmark,
-        summary_lines,
-        write_json,
-    )
-    from vpi.ranges import parse_choice_list, parse_int_list
-
-    settings = BenchSettings(
-        samples=tuple(parse_int_list(samples, name="--samples", low=1, high=MAX_SAMPLES))
-        if samples is not None else BENCH_SAMPLES,
-        backends=tuple(parse_choice_list(backend, name="--backend", choices=tuple(BACKENDS)))
-        if backend else None,
-        modes=MODES if mode == "both" else tuple(parse_choice_list(mode, name="--mode", choices=MODES)),
-        batches=tuple(parse_int_list(batch, name="--batch", low=1, high=MAX_BATCH)),
+    settings = _bench_settings(
+        samples, backend, mode, batch,
         shots=shots, warmup=warmup, repeats=repeats, device=device, seed=seed, threads=threads,
         precision=precision, performance_hint=performance_hint, eval=evaluate,
         eval_episodes=eval_episodes,
@@ -477,6 +490,31 @@ def bench_command(
     )
     report = run_benchmark(bench, settings, cache_dir=cache_dir,
                            announce=lambda line: console.print(f"[dim]{escape(line)}[/]"))
+    _print_bench(report, json_path, plot)
+
+
+def _bench_settings(samples: str | None, backend: str | None, mode: str, batch: str,
+                    **fixed: Any) -> BenchSettings:
+    """`vpi bench`'s settings, its lists parsed and checked before any work; ``fixed``: the
+    options it takes as they are."""
+    from vpi.bench import MODES, BenchSettings
+    from vpi.ranges import parse_choice_list, parse_int_list
+
+    return BenchSettings(
+        samples=tuple(parse_int_list(samples, name="--samples", low=1, high=MAX_SAMPLES))
+        if samples is not None else BENCH_SAMPLES,
+        backends=tuple(parse_choice_list(backend, name="--backend", choices=tuple(BACKENDS)))
+        if backend else None,
+        modes=MODES if mode == "both" else tuple(parse_choice_list(mode, name="--mode", choices=MODES)),
+        batches=tuple(parse_int_list(batch, name="--batch", low=1, high=MAX_BATCH)),
+        **fixed,
+    )
+
+
+def _print_bench(report: dict[str, Any], json_path: Path | None, plot: Path | None) -> None:
+    """The table and summary lines of a benchmark; its JSON and plot where asked for."""
+    from vpi.bench import bench_table, plot_bench, summary_lines, write_json
+
     console.print(bench_table(report))
     for line in summary_lines(report):
         console.print(escape(line), highlight=False)
