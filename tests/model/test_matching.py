@@ -10,6 +10,7 @@ from vpi.config import apply_overrides, get_preset
 from vpi.data import build_episodes, collate_episodes
 from vpi.errors import ConfigError
 from vpi.eval.matcher import PrototypeMatcher
+from vpi.graphs import summarise_samples
 from vpi.model import VPIModel, build_backbone
 
 MATCHING = {"decoder": "matching", "dilated": False, "latent_dim": 48, "projection": "identity",
@@ -141,6 +142,24 @@ def test_low_resolution_decoder_runs_its_blocks_at_stride_8() -> None:
     logits = low.decode(features, z, (64, 64))
     assert logits.shape == full.decode(features, z, (64, 64)).shape == (4, 3, 64, 64)
     assert sizes == [features.skip8.shape[-2:]]
+
+
+def test_low_resolution_decoder_summarises_its_samples_before_upsampling() -> None:
+    """predict's maps are the stride-8 summaries upsampled once: no sample is decoded at 64 px."""
+    model = _model(decoder_low_resolution=True)
+    batch = _batch()
+    features = model.encoder(batch.query_image)
+    z = torch.randn(4, 3, 48)
+    native = model.decode(features, z, None)
+    assert native.shape[-2:] == features.skip8.shape[-2:]
+    maps = model.sample_maps(features, z, (64, 64))
+    expected = summarise_samples(torch.sigmoid(native), (64, 64))
+    assert all(m.shape == (4, 64, 64) for m in maps)
+    for got, want in zip(maps, expected, strict=True):
+        torch.testing.assert_close(got, want)
+    small = summarise_samples(torch.sigmoid(native))
+    torch.testing.assert_close(maps.probability.mean((1, 2)), small.probability.mean((1, 2)),
+                               atol=0.02, rtol=0)
 
 
 def test_undilated_encoder_keeps_imagenet_strides() -> None:

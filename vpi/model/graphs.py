@@ -12,7 +12,6 @@ import copy
 import torch
 from torch import nn
 
-from vpi.graphs import summarise_samples
 from vpi.model import Features, VPIModel, aggregate_priors
 
 
@@ -51,8 +50,7 @@ class SegmentationDecoderGraph(nn.Module):
         self, query_image: torch.Tensor, prototypes: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         features = self.model.encoder(query_image)
-        logits = self.model.decode(features, prototypes, query_image.shape[-2:])
-        return tuple(summarise_samples(torch.sigmoid(logits.float())))
+        return tuple(self.model.sample_maps(features, prototypes, query_image.shape[-2:]))
 
 
 class _TypedEncoder(nn.Module):

@@ -162,10 +162,11 @@ class SegmentationDecoder(_SkipDecoder):
         self,
         features: Features,
         z: torch.Tensor,
-        out_size: tuple[int, int],
+        out_size: tuple[int, int] | None,
         keys: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """features of B queries, z (B, L, D) -> foreground logits (B, L, H, W) at ``out_size``;
+        """features of B queries, z (B, L, D) -> foreground logits (B, L, H, W) at ``out_size``
+        (at the finest block's where None);
         ``keys`` (B, D, h, w), the query's pixels in the latent space, with ``similarity_map``."""
         batch, samples = z.shape[:2]
         fused = self.feature_proj(features.deep)[:, None] + self.prototype_proj(z)[..., None, None]
@@ -221,10 +222,11 @@ class MatchingDecoder(_SkipDecoder):
         self,
         features: Features,
         z: torch.Tensor,
-        out_size: tuple[int, int],
+        out_size: tuple[int, int] | None,
         keys: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """features of B queries, z (B, L, 2d) -> foreground logits (B, L, H, W) at ``out_size``;
+        """features of B queries, z (B, L, 2d) -> foreground logits (B, L, H, W) at ``out_size``
+        (at the finest block's where None);
         ``keys`` (B, d, h, w), the query's pixels in the prototypes' space."""
         if keys is None:
             raise ValueError("the matching decoder needs the query's keys")
@@ -283,9 +285,11 @@ def _two_prototype_similarity(keys: torch.Tensor, z: torch.Tensor) -> torch.Tens
 
 
 def _to_logits(
-    head: torch.Tensor, batch: int, samples: int, out_size: tuple[int, int]
+    head: torch.Tensor, batch: int, samples: int, out_size: tuple[int, int] | None
 ) -> torch.Tensor:
-    logits = F.interpolate(head, size=out_size, mode="bilinear", align_corners=False)
+    """Head logits (B*L, 1, h, w) -> (B, L, H, W) at ``out_size``, or at (h, w) where None."""
+    logits = (head if out_size is None
+              else F.interpolate(head, size=out_size, mode="bilinear", align_corners=False))
     return logits.reshape(batch, samples, logits.shape[-2], logits.shape[-1])
 
 

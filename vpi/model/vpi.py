@@ -85,8 +85,11 @@ class VPIModel(nn.Module):
         mean, logvar = self.shot_priors(images, masks)
         return aggregate_priors(mean, logvar, self.shot_rule)
 
-    def decode(self, features: Features, z: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
-        """Logits (B, L, H, W) for B encoded queries and L prototypes each, z (B, L, D)."""
+    def decode(
+        self, features: Features, z: torch.Tensor, out_size: tuple[int, int] | None
+    ) -> torch.Tensor:
+        """Logits (B, L, H, W) for B encoded queries and L prototypes each, z (B, L, D); at the
+        decoder's own resolution where ``out_size`` is None."""
         check_samples(z.shape[1], MAX_SAMPLES)  # the L maps are averaged: none would give NaN
         keys = (self.prior_net.project(self.prototype_features(features))
                 if self.reads_similarity else None)
@@ -117,8 +120,16 @@ class VPIModel(nn.Module):
         mean, var = self.prior(support_images, support_masks)
         samples = samples if self.config.probabilistic else 1
         z = self.prototypes(mean, var, samples, generator)
-        features = self.encoder(query_images)
-        return summarise_samples(torch.sigmoid(self.decode(features, z, query_images.shape[-2:])))
+        return self.sample_maps(self.encoder(query_images), z, query_images.shape[-2:])
+
+    def sample_maps(
+        self, features: Features, z: torch.Tensor, out_size: tuple[int, int]
+    ) -> SampleMaps:
+        """The ``SampleMaps`` (B, H, W) of B encoded queries' L prototypes z (B, L, D), at
+        ``out_size``. A decoder at low resolution is summarised at its own size and its four maps
+        upsampled once, so each sample costs only stride-8 work (docs/reproduce.md, "L's price")."""
+        native = None if self.config.decoder_low_resolution else out_size
+        return summarise_samples(torch.sigmoid(self.decode(features, z, native)), out_size)
 
     def forward(
         self,
