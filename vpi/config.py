@@ -36,6 +36,7 @@ DATASETS = ("builtin", "pascal", "coco", "fss")
 # class's own photograph (vpi.data.builtin), which ImageNet features read as they read photos.
 SURFACES = ("palette", "photo")
 OBJECT_SIZES = (0.3, 0.55)  # the built-in objects' diameters, of the image side, by default
+MAX_OBJECT_SIZE = 1.5  # an object may overflow the frame, as a close-up in a photograph does
 MAX_SHOTS = 10  # K range of the exported prior encoder
 MAX_SAMPLES = 16  # L range of the exported decoder
 MAX_BATCH = 16  # B range of both exported graphs: independent items per call
@@ -212,9 +213,9 @@ def validate(config: Config) -> None:
             f"model.decoder_channels must be three positive widths, got {m.decoder_channels!r}"
         )
     low, high = d.object_sizes
-    if not 0.05 <= low <= high <= 1.0:
+    if not 0.05 <= low <= high <= MAX_OBJECT_SIZE:
         raise ConfigError(f"data.object_sizes must be two fractions of the image side with "
-                          f"0.05 <= low <= high <= 1, got {d.object_sizes!r}")
+                          f"0.05 <= low <= high <= {MAX_OBJECT_SIZE}, got {d.object_sizes!r}")
     if d.image_size < 32 or d.image_size % 8:
         raise ConfigError(
             f"data.image_size must be a multiple of 8 and at least 32, got {d.image_size}"

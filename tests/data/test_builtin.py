@@ -234,9 +234,18 @@ def test_photo_surfaces_cover_objects_with_their_class_photograph() -> None:
     assert np.mean(cover) > 2 * np.mean(default)
 
 
+def test_objects_may_overflow_the_frame_and_stay_visible() -> None:
+    """Sizes over 1 (close-ups) still leave every object of a scene visible in part."""
+    for seed in range(6):
+        scene = render_scene([1, 4, 9], np.random.default_rng(seed), 64, "photo", (0.7, 1.5))
+        assert scene.masks.shape == (3, 64, 64)
+        assert all(mask.sum() > 0 for mask in scene.masks)
+
+
 @pytest.mark.parametrize(("data", "message"), [
     ({"surfaces": "paint"}, "data.surfaces is 'paint'; choose one of: palette, photo"),
     ({"object_sizes": (0.6, 0.3)}, "data.object_sizes must be two fractions"),
+    ({"object_sizes": (0.7, 1.6)}, r"high <= 1.5, got \(0.7, 1.6\)"),
 ])
 def test_bad_builtin_options_are_one_clear_error(data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
