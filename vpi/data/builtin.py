@@ -48,6 +48,9 @@ _OBJECTS = (2, 3)  # objects per image: the target and one or two of other class
 _SAME_PALETTE_PROB = 0.3  # an object painted like another: colour cannot separate them
 _MIN_VISIBLE = 0.4  # fraction of every object that stays visible: inside the frame, not covered
 _PLACEMENT_TRIES = 100
+# Objects that overflow the frame (sizes over 1) may leave no placement that keeps each visible:
+# after each _PLACEMENT_TRIES failures every object is drawn _SHRINK times smaller.
+_SHRINK, _SHRINK_ROUNDS = 0.85, 6
 _NOISE = 6.0  # uniform sensor noise, in uint8 levels
 
 
@@ -253,7 +256,8 @@ def render_scene(
     ``sizes``: the range of every object's diameter, as a fraction of the image side.
 
     Placements are drawn again until every object keeps at least ``_MIN_VISIBLE`` of its area
-    visible (inside the frame and not covered by the objects pasted after it).
+    visible (inside the frame and not covered by the objects pasted after it); sizes that leave
+    no such placement shrink (``_SHRINK``) every ``_PLACEMENT_TRIES`` draws.
     """
     if len(set(class_ids)) != len(class_ids) or not class_ids:
         raise ValueError(f"class_ids must be distinct and not empty, got {list(class_ids)}")
@@ -269,10 +273,11 @@ def render_scene(
     for i in range(1, len(palettes)):
         if rng.random() < _SAME_PALETTE_PROB:
             palettes[i] = palettes[int(rng.integers(i))]
-    for _ in range(_PLACEMENT_TRIES):
+    for attempt in range(_PLACEMENT_TRIES * _SHRINK_ROUNDS):
+        shrink = _SHRINK ** (attempt // _PLACEMENT_TRIES)
         sprites = []
         for class_id, palette in zip(class_ids, palettes, strict=True):
-            radius = rng.uniform(*sizes) * image_size / 2
+            radius = rng.uniform(*sizes) * image_size / 2 * shrink
             centre = rng.uniform(0.2 * radius, image_size - 0.2 * radius, size=2)
             sprites.append(_rasterise(CLASSES[class_id], centre, radius, image_size,
                                       palette if surfaces == "palette" else None, rng))
@@ -284,7 +289,7 @@ def render_scene(
         areas = np.array([max(sprite.area, 1) for sprite in sprites])
         if (masks.sum((1, 2)) >= _MIN_VISIBLE * areas).all():
             break
-    else:  # not reached for 2-3 objects of this size; a guard against an endless loop
+    else:  # not reached: objects this small always fit; a guard against an endless loop
         raise RuntimeError(f"no placement of {len(class_ids)} objects left each visible")
     for j in order:
         sprites[j].paste(canvas)
