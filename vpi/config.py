@@ -28,6 +28,7 @@ PROTOTYPE_FEATURES = ("deep", "deep+mid")
 # "matching": z holds a foreground and a background prototype, and the decoder refines their
 # similarity maps, never reading raw deep features (MatchingDecoder): it carries over to photos.
 DECODERS = ("features", "matching")
+SELF_SUPPORT_FROM = ("decoder", "matcher")  # ModelConfig.self_support_from
 LIKELIHOOD_Z = ("prior", "posterior", "both")  # ModelConfig.likelihood_z
 LIKELIHOOD_RULES = ("mean", "best", "mixture")  # ModelConfig.likelihood_rule
 ENCODER_DEPTHS = ("full", "mid")  # "mid" ends the encoder before its last stage (build_backbone)
@@ -95,6 +96,10 @@ class ModelConfig:
     # Rounds of self-support matching (matching decoder): the query's confident pixels, pooled,
     # pull the prototypes towards its own appearance before the final decision.
     self_support: int = 0
+    # What decides the confident pixels of the first self-support round: "decoder" (the matcher's
+    # rule and the learned correction) or "matcher" (its rule alone, so that each of the L
+    # samples runs the decoder's blocks once; docs/reproduce.md, "L's price").
+    self_support_from: str = "decoder"
     # Without skips: the decoder's three blocks all at stride 8, so the L samples' share of the
     # time stays small; the logits are upsampled once they are made (_SkipDecoder).
     decoder_low_resolution: bool = False
@@ -179,9 +184,11 @@ def validate(config: Config) -> None:
     _choice("model.decoder", m.decoder, DECODERS)
     _choice("model.projection", m.projection, ("learned", "identity"))
     if m.decoder != "matching" and (m.projection != "learned" or not m.decoder_skips
-                                    or m.self_support or m.decoder_low_resolution):
-        raise ConfigError("model.projection, model.decoder_skips, model.self_support and "
-                          "model.decoder_low_resolution are options of model.decoder 'matching'")
+                                    or m.self_support or m.decoder_low_resolution
+                                    or m.self_support_from != "decoder"):
+        raise ConfigError("model.projection, model.decoder_skips, model.self_support, "
+                          "model.self_support_from and model.decoder_low_resolution are options "
+                          "of model.decoder 'matching'")
     if m.decoder_low_resolution and m.decoder_skips:
         raise ConfigError("model.decoder_low_resolution needs model.decoder_skips false: the "
                           "skips are the encoder's finer maps")
@@ -196,6 +203,7 @@ def validate(config: Config) -> None:
     _choice("data.score_at", d.score_at, ("input", "original"))
     check_range("model.latent_dim", m.latent_dim, 1, 4096)
     check_range("model.self_support", m.self_support, 0, 3)
+    _choice("model.self_support_from", m.self_support_from, SELF_SUPPORT_FROM)
     check_range("data.fold", d.fold, 0, 3)
     check_range("data.shots", d.shots, 1, MAX_SHOTS)
     check_range("eval.shots", e.shots, 1, MAX_SHOTS)
@@ -435,6 +443,7 @@ __all__ = [
     "PRESETS",
     "RUNS_DIR",
     "SEGMENT_DIR",
+    "SELF_SUPPORT_FROM",
     "SEGMENT_BATCH",
     "OBJECT_SIZES",
     "SURFACES",

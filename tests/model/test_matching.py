@@ -81,6 +81,8 @@ def test_loss_trains_the_correction_and_leaves_the_encoder_alone() -> None:
      ({"decoder": "features", "decoder_skips": False}, "options of model.decoder 'matching'"),
      ({"projection": "frozen"}, "model.projection is 'frozen'"),
      ({"decoder": "features", "self_support": 1}, "options of model.decoder 'matching'"),
+     ({"decoder": "features", "self_support_from": "matcher"}, "options of model.decoder"),
+     ({"self_support_from": "support"}, "model.self_support_from is 'support'"),
      ({"self_support": 4}, "model.self_support is 4"),
      ({"decoder_low_resolution": True, "decoder_skips": True}, "needs model.decoder_skips false")],
 )
@@ -127,6 +129,26 @@ def test_self_support_round_changes_the_decision_but_not_the_shapes() -> None:
     first = plain.predict(*args, samples=2, generator=torch.Generator().manual_seed(0))
     second = supported.predict(*args, samples=2, generator=torch.Generator().manual_seed(0))
     assert first.probability.shape == second.probability.shape == (4, 64, 64)
+    assert float((first.probability - second.probability).abs().max()) > 1e-3
+
+
+def test_self_support_from_the_matcher_runs_the_blocks_once() -> None:
+    """The first decision of the self-support round from the matcher's rule alone: each sample
+    goes through the decoder's blocks once, not twice, and the answer changes."""
+    from_decoder = _model(self_support=1)
+    from_matcher = _model(self_support=1, self_support_from="matcher")
+    from_matcher.load_state_dict(from_decoder.state_dict())
+    with torch.no_grad():  # a correction that is not zero, so the two first decisions differ
+        from_decoder.decoder.head.bias.fill_(2.0)
+        from_matcher.decoder.head.bias.fill_(2.0)
+    batch = _batch()
+    calls: list[int] = []
+    from_matcher.decoder.block8.register_forward_hook(lambda *_: calls.append(1))
+    args = (batch.support_images, batch.support_masks, batch.query_image)
+    first = from_decoder.predict(*args, samples=2, generator=torch.Generator().manual_seed(0))
+    second = from_matcher.predict(*args, samples=2, generator=torch.Generator().manual_seed(0))
+    assert len(calls) == 1
+    assert first.probability.shape == second.probability.shape
     assert float((first.probability - second.probability).abs().max()) > 1e-3
 
 

@@ -201,9 +201,11 @@ class MatchingDecoder(_SkipDecoder):
         skips: bool = True,
         self_support: int = 0,
         low_resolution: bool = False,
+        self_support_from: str = "decoder",
     ) -> None:
         super().__init__(encoder_channels, widths, skips, low_resolution)
         self.self_support = self_support
+        self.self_support_from = self_support_from
         self.scale = nn.Parameter(torch.tensor(10.0))  # cosines differ by ~0.1: logits of ~1
         self.offset = nn.Parameter(torch.tensor(0.0))
         self.similarity_proj = nn.Conv2d(2, widths[0], 1)
@@ -231,7 +233,10 @@ class MatchingDecoder(_SkipDecoder):
         if keys is None:
             raise ValueError("the matching decoder needs the query's keys")
         batch, samples = z.shape[:2]
-        logits = self._decide(features, z, keys)
+        if self.self_support and self.self_support_from == "matcher":
+            logits = self.match_logits(keys, z).flatten(0, 1)[:, None]  # no blocks: cheap per L
+        else:
+            logits = self._decide(features, z, keys)
         for _ in range(self.self_support):
             z = _self_supported(z, keys, _upsample_to(logits, keys))
             logits = self._decide(features, z, keys)

@@ -38,7 +38,8 @@ class VPIModel(nn.Module):
         self.posterior_net = GaussianHead(pooled, config.latent_dim, matching, identity)
         self.decoder: SegmentationDecoder | MatchingDecoder = (
             MatchingDecoder(channels, config.decoder_channels, config.decoder_skips,
-                            config.self_support, config.decoder_low_resolution) if matching else
+                            config.self_support, config.decoder_low_resolution,
+                            config.self_support_from) if matching else
             SegmentationDecoder(channels, config.latent_dim, config.decoder_channels,
                                 similarity_map=config.similarity_map))
         if config.initial_logvar is not None:
