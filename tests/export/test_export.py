@@ -190,17 +190,21 @@ def test_the_similarity_map_extension_exports_with_parity(tiny_config, tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("low_resolution", [False, True])
-def test_the_matching_decoder_exports_with_parity(tiny_config, tmp_path, low_resolution):
+@pytest.mark.parametrize("options", [
+    {}, {"decoder_low_resolution": True},
+    {"decoder_low_resolution": True, "self_support_from": "matcher"},
+])
+def test_the_matching_decoder_exports_with_parity(tiny_config, tmp_path, options):
     """The demo's decoder (fg and bg prototypes in z, an undilated encoder, a fixed identity
-    projection, no skips, a round of self-support, its samples summarised at stride 8) goes
-    through ONNX unchanged: the graphs' contract does not move."""
+    projection, no skips, a round of self-support, its samples summarised at stride 8, the
+    round's first decision from the matcher) goes through ONNX unchanged: the graphs' contract
+    does not move."""
     import dataclasses
 
     model_config = dataclasses.replace(
         tiny_config.model, decoder="matching", dilated=False, projection="identity",
         decoder_skips=False, prototype_features="deep+mid", latent_dim=80, initial_logvar=-6.0,
-        self_support=1, decoder_low_resolution=low_resolution)
+        self_support=1, **options)
     config = dataclasses.replace(tiny_config, model=model_config)
     torch.manual_seed(0)
     checkpoint = save_checkpoint(tmp_path / "match.pt", VPIModel(model_config).eval(), config,
