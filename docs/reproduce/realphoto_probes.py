@@ -5,6 +5,7 @@
     python docs/reproduce/realphoto_probes.py reset CKPT head    # rows A'', S': correction zeroed
     python docs/reproduce/realphoto_probes.py reset CKPT ssp     # row S'': self-support added
     python docs/reproduce/realphoto_probes.py ssp                # the matcher + self-support
+    python docs/reproduce/realphoto_probes.py area CKPT          # rows U-W: area per photo class
 
 ``matcher`` scores PANet's rule on ../shared/realphoto (split ``all``, 1-shot, 128 px) with
 MobileNetV2's block-13 features dilated as the models' encoder was, and undilated as
@@ -14,7 +15,8 @@ identity (``proj``), its decoder's correction zeroed (``head``) or one round of 
 matching added to its matching decoder (``ssp``), on the built-in fold and on the
 photos, 300 episodes each, L = 1. ``ssp`` scores the matcher with and without one round of
 self-support matching (the model's ``_self_supported``, nothing learned) on the photos, 445
-episodes.
+episodes. ``area`` prints, per photo class (300 episodes, L = 1), the class-IoU and the predicted
+over the true foreground area, with the checkpoint's correction and with it zeroed.
 """
 
 import sys
@@ -120,12 +122,44 @@ def reset(checkpoint: str, part: str) -> None:
         print(f"{part} reset, {name}: {100 * metrics['class_iou']:.1f}")
 
 
+def area(checkpoint: str) -> None:
+    from collections import Counter
+
+    from vpi.data import collate_episodes
+
+    for scale in (1.0, 0.0):
+        model, own, _ = load_model(checkpoint, torch.device("cpu"))
+        with torch.no_grad():  # 0: the correction zeroed, as in ``reset CKPT head``
+            model.decoder.head.weight.mul_(scale)
+            model.decoder.head.bias.mul_(scale)
+        dataset = build_episodes(apply_overrides(own, {"data": PHOTOS}).data, "test", shots=1,
+                                 episodes=300, seed=0)
+        counts: dict[str, Counter] = {k: Counter() for k in ("overlap", "union", "said", "true")}
+        for start in range(0, len(dataset), 50):
+            episodes = [dataset[i] for i in range(start, min(start + 50, len(dataset)))]
+            batch = collate_episodes(episodes)
+            maps = model.predict(batch.support_images, batch.support_masks, batch.query_image,
+                                 samples=1, generator=torch.Generator().manual_seed(0))
+            said, valid = maps.probability > 0.5, batch.query_mask != 255
+            true = batch.query_mask == 1
+            for i, episode in enumerate(episodes):
+                for key, pixels in (("overlap", said & true), ("union", said | true),
+                                    ("said", said), ("true", true)):
+                    counts[key][episode.class_id] += int((pixels[i] & valid[i]).sum())
+        for class_id in sorted(counts["true"]):
+            print(f"correction x{scale:.0f} {dataset.class_names[class_id]:16s} IoU "
+                  f"{100 * counts['overlap'][class_id] / counts['union'][class_id]:5.1f}  "
+                  f"area {counts['said'][class_id] / counts['true'][class_id]:.2f}")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     if sys.argv[1:2] == ["matcher"]:
         matcher_variants()
     elif sys.argv[1:2] == ["ssp"]:
         matcher_self_support()
+    elif sys.argv[1:2] == ["area"] and len(sys.argv) == 3:
+        area(sys.argv[2])
     elif sys.argv[1:2] == ["reset"] and len(sys.argv) == 4 and sys.argv[3] in ("proj", "head", "ssp"):
         reset(sys.argv[2], sys.argv[3])
     else:
