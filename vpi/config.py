@@ -204,6 +204,9 @@ def validate(config: Config) -> None:
     check_range("model.latent_dim", m.latent_dim, 1, 4096)
     check_range("model.self_support", m.self_support, 0, 3)
     _choice("model.self_support_from", m.self_support_from, SELF_SUPPORT_FROM)
+    if m.self_support_from != "decoder" and not m.self_support:
+        raise ConfigError("model.self_support_from decides the first self-support round: it "
+                          "needs model.self_support of at least 1")
     check_range("data.fold", d.fold, 0, 3)
     check_range("data.shots", d.shots, 1, MAX_SHOTS)
     check_range("eval.shots", e.shots, 1, MAX_SHOTS)

@@ -83,6 +83,7 @@ def test_loss_trains_the_correction_and_leaves_the_encoder_alone() -> None:
      ({"decoder": "features", "self_support": 1}, "options of model.decoder 'matching'"),
      ({"decoder": "features", "self_support_from": "matcher"}, "options of model.decoder"),
      ({"self_support_from": "support"}, "model.self_support_from is 'support'"),
+     ({"self_support_from": "matcher"}, "needs model.self_support of at least 1"),
      ({"self_support": 4}, "model.self_support is 4"),
      ({"decoder_low_resolution": True, "decoder_skips": True}, "needs model.decoder_skips false")],
 )
