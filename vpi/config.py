@@ -40,6 +40,7 @@ OBJECT_SIZES = (0.3, 0.55)  # the built-in objects' diameters, of the image side
 MAX_OBJECT_SIZE = 1.5  # an object may overflow the frame, as a close-up in a photograph does
 MAX_SHOTS = 10  # K range of the exported prior encoder
 MAX_SAMPLES = 16  # L range of the exported decoder
+MAX_REFINE_ITERATIONS = 50  # model.refine_iterations: each unrolls into the decoder graph
 MAX_BATCH = 16  # B range of both exported graphs: independent items per call
 SEGMENT_BATCH = 4  # queries per decoder call of `vpi segment`: most of the gain, little memory
 # The defaults every entry point shares (the CLI, the Segmenter, eval and the library's functions).
@@ -103,6 +104,9 @@ class ModelConfig:
     # Without skips: the decoder's three blocks all at stride 8, so the L samples' share of the
     # time stays small; the logits are upsampled once they are made (_SkipDecoder).
     decoder_low_resolution: bool = False
+    # Iterations of edge-aware refinement of the mean probability, guided by the query's colours
+    # (vpi.model.refine), once per query after the L samples; 0 leaves the decoder's map as it is.
+    refine_iterations: int = 0
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,7 @@ def validate(config: Config) -> None:
     _choice("model.likelihood_z", m.likelihood_z, LIKELIHOOD_Z)
     _choice("model.likelihood_rule", m.likelihood_rule, LIKELIHOOD_RULES)
     check_range("model.likelihood_samples", m.likelihood_samples, 1, MAX_SAMPLES)
+    check_range("model.refine_iterations", m.refine_iterations, 0, MAX_REFINE_ITERATIONS)
     _choice("model.prototype_features", m.prototype_features, PROTOTYPE_FEATURES)
     _choice("model.encoder_depth", m.encoder_depth, ENCODER_DEPTHS)
     _choice("model.decoder", m.decoder, DECODERS)
@@ -274,6 +279,23 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[parts[-1]] = yaml.safe_load(raw)
     return nested
+
+
+# The model's fields that scoring may change on a trained checkpoint (`vpi eval --set`): they
+# change what is done with the decoder's maps, not a weight. Every other one the checkpoint fixes.
+TEST_TIME_MODEL_FIELDS = ("refine_iterations",)
+
+
+def check_test_time_model(trained: ModelConfig, asked: ModelConfig, *, export: bool) -> None:
+    """Refuse a change of the model that scoring cannot make: any field of an export (its graph
+    is fixed), and any field of a checkpoint but ``TEST_TIME_MODEL_FIELDS``."""
+    changed = [f.name for f in fields(ModelConfig)
+               if getattr(trained, f.name) != getattr(asked, f.name)]
+    fixed = changed if export else [n for n in changed if n not in TEST_TIME_MODEL_FIELDS]
+    if fixed:
+        what = "an export's graph fixes" if export else "the checkpoint's weights fix"
+        allowed = "" if export else f"; only {', '.join(TEST_TIME_MODEL_FIELDS)} may change"
+        raise ConfigError(f"{', '.join('model.' + n for n in fixed)}: {what} the model{allowed}")
 
 
 def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
@@ -378,13 +400,16 @@ PRESETS: dict[str, Config] = {
     # stride 8, so each of the L samples costs little. The built-in objects wear
     # crops of photographs and are as large as photographs' objects, up to 1.2 times the image
     # side (close-ups overflow the frame): trained on smaller targets, the decoder learned to
-    # under-segment large objects in photos. The encoder stays frozen.
+    # under-segment large objects in photos. The encoder stays frozen. The mean probability is
+    # refined along the query's colour edges (nothing learned; the loss is on the unrefined map:
+    # training through the refinement scored the same and took twice as long).
     "demo": Config(
         name="demo",
         model=ModelConfig(backbone="mobilenet_v2", encoder_depth="mid", weights="imagenet",
                           decoder="matching", dilated=False, projection="identity",
                           decoder_skips=False, prototype_features="deep+mid", latent_dim=256,
-                          initial_logvar=-6.0, self_support=1, decoder_low_resolution=True),
+                          initial_logvar=-6.0, self_support=1, decoder_low_resolution=True,
+                          refine_iterations=10),
         data=DataConfig(image_size=128, surfaces="photo", object_sizes=(0.6, 1.2)),
         train=TrainConfig(steps=1000, batch_size=8, lr_backbone=0.0, lr_head=2e-3,
                           lr_schedule="cosine", dice_weight=1.0, eval_every=250, eval_episodes=100),
@@ -440,10 +465,12 @@ __all__ = [
     "EvalConfig",
     "LR_SCHEDULES",
     "MAX_BATCH",
+    "MAX_REFINE_ITERATIONS",
     "MAX_SAMPLES",
     "MAX_SHOTS",
     "ModelConfig",
     "PRESETS",
+    "TEST_TIME_MODEL_FIELDS",
     "RUNS_DIR",
     "SEGMENT_DIR",
     "SELF_SUPPORT_FROM",
@@ -452,6 +479,7 @@ __all__ = [
     "SURFACES",
     "TrainConfig",
     "apply_overrides",
+    "check_test_time_model",
     "config_from_dict",
     "config_to_dict",
     "get_preset",

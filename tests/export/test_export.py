@@ -193,12 +193,13 @@ def test_the_similarity_map_extension_exports_with_parity(tiny_config, tmp_path)
 @pytest.mark.parametrize("options", [
     {}, {"decoder_low_resolution": True},
     {"decoder_low_resolution": True, "self_support_from": "matcher"},
+    {"decoder_low_resolution": True, "refine_iterations": 3},
 ])
 def test_the_matching_decoder_exports_with_parity(tiny_config, tmp_path, options):
     """The demo's decoder (fg and bg prototypes in z, an undilated encoder, a fixed identity
     projection, no skips, a round of self-support, its samples summarised at stride 8, the
-    round's first decision from the matcher) goes through ONNX unchanged: the graphs' contract
-    does not move."""
+    round's first decision from the matcher, the mean refined along the query's edges) goes
+    through ONNX unchanged: the graphs' contract does not move."""
     import dataclasses
 
     model_config = dataclasses.replace(

@@ -175,7 +175,7 @@ def test_low_resolution_decoder_summarises_its_samples_before_upsampling() -> No
     z = torch.randn(4, 3, 48)
     native = model.decode(features, z, None)
     assert native.shape[-2:] == features.skip8.shape[-2:]
-    maps = model.sample_maps(features, z, (64, 64))
+    maps = model.sample_maps(features, z, batch.query_image)
     expected = summarise_samples(torch.sigmoid(native), (64, 64))
     assert all(m.shape == (4, 64, 64) for m in maps)
     for got, want in zip(maps, expected, strict=True):

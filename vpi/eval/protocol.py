@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from vpi.checkpoint import failure_threshold, load_model
-from vpi.config import Config, apply_overrides
+from vpi.config import Config, apply_overrides, check_test_time_model
 from vpi.data import build_episodes
 from vpi.device import resolve_device
 from vpi.errors import ConfigError
@@ -79,6 +79,9 @@ def run_evaluation(
         source = _open_source(path, is_export, backend, device, precision, announce)
         selection[str(path)] = source.selection
         config = apply_overrides(source.config, overrides)
+        if config.model != source.config.model:
+            check_test_time_model(source.config.model, config.model, export=is_export)
+            source.model.config = config.model
         label = _label(config, group, path, compare, tally.runs)
         grid = _grid(config, seeds, shots, samples, aggregations)
         if is_export:

@@ -50,7 +50,7 @@ class SegmentationDecoderGraph(nn.Module):
         self, query_image: torch.Tensor, prototypes: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         features = self.model.encoder(query_image)
-        return tuple(self.model.sample_maps(features, prototypes, query_image.shape[-2:]))
+        return tuple(self.model.sample_maps(features, prototypes, query_image))
 
 
 class _TypedEncoder(nn.Module):

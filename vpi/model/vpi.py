@@ -10,10 +10,11 @@ from torch import nn
 
 from vpi.config import DEFAULT_SAMPLES, MAX_SAMPLES, MAX_SHOTS, ModelConfig
 from vpi.data.episode import IGNORE_INDEX, EpisodeBatch
-from vpi.graphs import SampleMaps, draw_noise, summarise_samples
+from vpi.graphs import SampleMaps, binary_entropy, draw_noise, summarise_samples
 from vpi.model.backbone import Features, build_backbone
 from vpi.model.gaussian import aggregate_priors, draw_prototypes, kl_divergence, sample_prototypes
 from vpi.model.nets import GaussianHead, MatchingDecoder, SegmentationDecoder
+from vpi.model.refine import edge_aware_refinement
 from vpi.model.weights import load_backbone_weights
 from vpi.ranges import check_samples, check_shots
 
@@ -121,16 +122,25 @@ class VPIModel(nn.Module):
         mean, var = self.prior(support_images, support_masks)
         samples = samples if self.config.probabilistic else 1
         z = self.prototypes(mean, var, samples, generator)
-        return self.sample_maps(self.encoder(query_images), z, query_images.shape[-2:])
+        return self.sample_maps(self.encoder(query_images), z, query_images)
 
     def sample_maps(
-        self, features: Features, z: torch.Tensor, out_size: tuple[int, int]
+        self, features: Features, z: torch.Tensor, query_images: torch.Tensor
     ) -> SampleMaps:
-        """The ``SampleMaps`` (B, H, W) of B encoded queries' L prototypes z (B, L, D), at
-        ``out_size``. A decoder at low resolution is summarised at its own size and its four maps
-        upsampled once, so each sample costs only stride-8 work (docs/reproduce.md, "L's price")."""
+        """The ``SampleMaps`` (B, H, W) of B encoded queries' L prototypes z (B, L, D), at the
+        queries' size. A decoder at low resolution is summarised at its own size and its four maps
+        upsampled once, so each sample costs only stride-8 work (docs/reproduce.md, "L's price").
+        The mean probability is then refined along the query's edges (``refine_iterations``),
+        once per query, and the entropy is that of the refined mean; the variance and mutual
+        information stay the samples' own."""
+        out_size = query_images.shape[-2:]
         native = None if self.config.decoder_low_resolution else out_size
-        return summarise_samples(torch.sigmoid(self.decode(features, z, native)), out_size)
+        maps = summarise_samples(torch.sigmoid(self.decode(features, z, native)), out_size)
+        if not self.config.refine_iterations:
+            return maps
+        probability = edge_aware_refinement(maps.probability, query_images,
+                                            self.config.refine_iterations)
+        return maps._replace(probability=probability, entropy=binary_entropy(probability))
 
     def forward(
         self,
