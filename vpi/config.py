@@ -95,8 +95,12 @@ class ModelConfig:
     projection: str = "learned"
     decoder_skips: bool = True
     # Rounds of self-support matching (matching decoder): the query's confident pixels, pooled,
-    # pull the prototypes towards its own appearance before the final decision.
+    # pull the prototypes towards its own appearance before the final decision. Nothing in a
+    # round is learned, so a trained model may decide with more rounds than its loss saw:
+    # ``self_support_in_training`` (None: as many) is what training runs; the demo trains with
+    # one round and decides with two, which scored better on photos than training with two.
     self_support: int = 0
+    self_support_in_training: int | None = None
     # What decides the confident pixels of the first self-support round: "decoder" (the matcher's
     # rule and the learned correction) or "matcher" (its rule alone, so that each of the L
     # samples runs the decoder's blocks once; docs/reproduce.md, "L's price").
@@ -190,9 +194,11 @@ def validate(config: Config) -> None:
     _choice("model.projection", m.projection, ("learned", "identity"))
     if m.decoder != "matching" and (m.projection != "learned" or not m.decoder_skips
                                     or m.self_support or m.decoder_low_resolution
+                                    or m.self_support_in_training is not None
                                     or m.self_support_from != "decoder"):
         raise ConfigError("model.projection, model.decoder_skips, model.self_support, "
-                          "model.self_support_from and model.decoder_low_resolution are options "
+                          "model.self_support_in_training, model.self_support_from and "
+                          "model.decoder_low_resolution are options "
                           "of model.decoder 'matching'")
     if m.decoder_low_resolution and m.decoder_skips:
         raise ConfigError("model.decoder_low_resolution needs model.decoder_skips false: the "
@@ -208,6 +214,9 @@ def validate(config: Config) -> None:
     _choice("data.score_at", d.score_at, ("input", "original"))
     check_range("model.latent_dim", m.latent_dim, 1, 4096)
     check_range("model.self_support", m.self_support, 0, 3)
+    if m.self_support_in_training is not None:
+        check_range("model.self_support_in_training", m.self_support_in_training, 0,
+                    m.self_support)
     _choice("model.self_support_from", m.self_support_from, SELF_SUPPORT_FROM)
     if m.self_support_from != "decoder" and not m.self_support:
         raise ConfigError("model.self_support_from decides the first self-support round: it "
@@ -281,9 +290,10 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return nested
 
 
-# The model's fields that scoring may change on a trained checkpoint (`vpi eval --set`): they
-# change what is done with the decoder's maps, not a weight. Every other one the checkpoint fixes.
-TEST_TIME_MODEL_FIELDS = ("refine_iterations",)
+# The model's fields that scoring may change on a trained checkpoint (`vpi eval --set`): no weight
+# depends on them (the refinement and the self-support rounds learn nothing). The checkpoint
+# fixes every other one.
+TEST_TIME_MODEL_FIELDS = ("refine_iterations", "self_support")
 
 
 def check_test_time_model(trained: ModelConfig, asked: ModelConfig, *, export: bool) -> None:
@@ -408,8 +418,8 @@ PRESETS: dict[str, Config] = {
         model=ModelConfig(backbone="mobilenet_v2", encoder_depth="mid", weights="imagenet",
                           decoder="matching", dilated=False, projection="identity",
                           decoder_skips=False, prototype_features="deep+mid", latent_dim=256,
-                          initial_logvar=-6.0, self_support=1, decoder_low_resolution=True,
-                          refine_iterations=10),
+                          initial_logvar=-6.0, self_support=2, self_support_in_training=1,
+                          decoder_low_resolution=True, refine_iterations=10),
         data=DataConfig(image_size=128, surfaces="photo", object_sizes=(0.6, 1.2)),
         train=TrainConfig(steps=1000, batch_size=8, lr_backbone=0.0, lr_head=2e-3,
                           lr_schedule="cosine", dice_weight=1.0, eval_every=250, eval_episodes=100),

@@ -67,3 +67,31 @@ def test_one_command_sweeps_model_twin_shots_samples_and_rule(tmp_path: Path) ->
     assert iou[det, 2, 1, "variance"] == iou[det, 2, 1, "mean"]
     assert len({iou[model, 1, L, "variance"] for L in (1, 2, 3)}) > 1  # samples of z matter
     assert any(iou[model, 2, L, "variance"] != iou[model, 2, L, "mean"] for L in (1, 2, 3))
+
+
+def test_scoring_may_change_the_refinement_of_a_checkpoint_and_nothing_it_trained(
+    tmp_path: Path,
+) -> None:
+    """`--set model.refine_iterations` scores the same checkpoint refined; a field its weights
+    fix (the latent width) is one clear line and a non-zero exit."""
+    config = get_preset("tiny")
+    checkpoint = _sensitive_checkpoint(tmp_path / "vpi.pt", config, config.model)
+
+    def score(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "vpi", "eval", str(checkpoint), "--episodes", "4",
+             "--no-baselines", "--json", str(tmp_path / "eval.json"), *extra],
+            capture_output=True, text=True, timeout=300)
+
+    def fb_iou() -> float:
+        return json.loads((tmp_path / "eval.json").read_text())["summary"][0]["fb_iou"]["mean"]
+
+    assert score().returncode == 0
+    plain = fb_iou()
+    assert score("--set", "model.refine_iterations=5").returncode == 0
+    assert fb_iou() != plain
+    refused = score("--set", "model.latent_dim=8")
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines() == [
+        "error: model.latent_dim: the checkpoint's weights fix the model; only "
+        "refine_iterations, self_support may change"]

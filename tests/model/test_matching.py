@@ -85,6 +85,8 @@ def test_loss_trains_the_correction_and_leaves_the_encoder_alone() -> None:
      ({"self_support_from": "support"}, "model.self_support_from is 'support'"),
      ({"self_support_from": "matcher"}, "needs model.self_support of at least 1"),
      ({"self_support": 4}, "model.self_support is 4"),
+     ({"self_support": 1, "self_support_in_training": 2}, "self_support_in_training is 2"),
+     ({"decoder": "features", "self_support_in_training": 0}, "options of model.decoder"),
      ({"decoder_low_resolution": True, "decoder_skips": True}, "needs model.decoder_skips false")],
 )
 def test_bad_matching_options_are_one_clear_error(model: dict, message: str) -> None:
@@ -151,6 +153,29 @@ def test_self_support_from_the_matcher_runs_the_blocks_once() -> None:
     assert len(calls) == 1
     assert first.probability.shape == second.probability.shape
     assert float((first.probability - second.probability).abs().max()) > 1e-3
+
+
+def test_training_runs_its_own_rounds_and_scoring_the_model_s() -> None:
+    """Trained with one round, deciding with two: the blocks run twice per sample in a training
+    step and three times when the model predicts; a scoring-time change of the rounds reaches
+    the decoder."""
+    from vpi.config import replace
+
+    model = _model(self_support=2, self_support_in_training=1)
+    batch = _batch()
+    calls: list[int] = []
+    model.decoder.block8.register_forward_hook(lambda *_: calls.append(1))
+    model.train()
+    model(batch)
+    assert len(calls) == 2
+    calls.clear()
+    model.eval()
+    model.predict(batch.support_images, batch.support_masks, batch.query_image, samples=2)
+    assert len(calls) == 3
+    calls.clear()
+    model.use_test_time(replace(model.config, self_support=1))
+    model.predict(batch.support_images, batch.support_masks, batch.query_image, samples=2)
+    assert len(calls) == 2
 
 
 def test_low_resolution_decoder_runs_its_blocks_at_stride_8() -> None:

@@ -80,10 +80,12 @@ def test_the_model_refines_its_mean_and_the_entropy_of_it() -> None:
     torch.testing.assert_close(got.mutual_information, base.mutual_information)
 
 
-def test_refinement_is_the_one_model_field_scoring_may_change() -> None:
+def test_refinement_and_rounds_are_the_model_fields_scoring_may_change() -> None:
     trained = get_preset("demo").model
     refined = ModelConfig(**{**trained.__dict__, "refine_iterations": trained.refine_iterations + 1})
     check_test_time_model(trained, refined, export=False)
+    check_test_time_model(trained, ModelConfig(**{**trained.__dict__, "self_support": 3}),
+                          export=False)
     with pytest.raises(ConfigError, match="an export's graph fixes the model"):
         check_test_time_model(trained, refined, export=True)
     wider = ModelConfig(**{**trained.__dict__, "latent_dim": 64})

@@ -81,7 +81,7 @@ def run_evaluation(
         config = apply_overrides(source.config, overrides)
         if config.model != source.config.model:
             check_test_time_model(source.config.model, config.model, export=is_export)
-            source.model.config = config.model
+            source.model.use_test_time(config.model)
         label = _label(config, group, path, compare, tally.runs)
         grid = _grid(config, seeds, shots, samples, aggregations)
         if is_export:

@@ -202,9 +202,11 @@ class MatchingDecoder(_SkipDecoder):
         self_support: int = 0,
         low_resolution: bool = False,
         self_support_from: str = "decoder",
+        training_rounds: int | None = None,
     ) -> None:
         super().__init__(encoder_channels, widths, skips, low_resolution)
-        self.self_support = self_support
+        self.self_support = self_support  # the rounds it decides with
+        self.training_rounds = self_support if training_rounds is None else training_rounds
         self.self_support_from = self_support_from
         self.scale = nn.Parameter(torch.tensor(10.0))  # cosines differ by ~0.1: logits of ~1
         self.offset = nn.Parameter(torch.tensor(0.0))
@@ -233,11 +235,12 @@ class MatchingDecoder(_SkipDecoder):
         if keys is None:
             raise ValueError("the matching decoder needs the query's keys")
         batch, samples = z.shape[:2]
-        if self.self_support and self.self_support_from == "matcher":
+        rounds = self.training_rounds if self.training else self.self_support
+        if rounds and self.self_support_from == "matcher":
             logits = self.match_logits(keys, z).flatten(0, 1)[:, None]  # no blocks: cheap per L
         else:
             logits = self._decide(features, z, keys)
-        for _ in range(self.self_support):
+        for _ in range(rounds):
             z = _self_supported(z, keys, _upsample_to(logits, keys))
             logits = self._decide(features, z, keys)
         return _to_logits(logits, batch, samples, out_size)

@@ -40,12 +40,20 @@ class VPIModel(nn.Module):
         self.decoder: SegmentationDecoder | MatchingDecoder = (
             MatchingDecoder(channels, config.decoder_channels, config.decoder_skips,
                             config.self_support, config.decoder_low_resolution,
-                            config.self_support_from) if matching else
+                            config.self_support_from, config.self_support_in_training)
+            if matching else
             SegmentationDecoder(channels, config.latent_dim, config.decoder_channels,
                                 similarity_map=config.similarity_map))
         if config.initial_logvar is not None:
             for head in (self.prior_net, self.posterior_net):
                 nn.init.constant_(head.logvar.bias, config.initial_logvar)
+
+    def use_test_time(self, config: ModelConfig) -> None:
+        """Score with ``config``, which differs from the trained one at most in fields that no
+        weight depends on (``TEST_TIME_MODEL_FIELDS``, checked by ``check_test_time_model``)."""
+        self.config = config
+        if isinstance(self.decoder, MatchingDecoder):
+            self.decoder.self_support = config.self_support
 
     @property
     def shot_rule(self) -> str:
