@@ -40,7 +40,7 @@ OBJECT_SIZES = (0.3, 0.55)  # the built-in objects' diameters, of the image side
 MAX_OBJECT_SIZE = 1.5  # an object may overflow the frame, as a close-up in a photograph does
 MAX_SHOTS = 10  # K range of the exported prior encoder
 MAX_SAMPLES = 16  # L range of the exported decoder
-MAX_REFINE_ITERATIONS = 50  # model.refine_iterations: each unrolls into the decoder graph
+MAX_REFINE_ITERATIONS = 10  # model.refine_iterations: each pass unrolls into the decoder graph
 MAX_BATCH = 16  # B range of both exported graphs: independent items per call
 SEGMENT_BATCH = 4  # queries per decoder call of `vpi segment`: most of the gain, little memory
 # The defaults every entry point shares (the CLI, the Segmenter, eval and the library's functions).
@@ -108,8 +108,9 @@ class ModelConfig:
     # Without skips: the decoder's three blocks all at stride 8, so the L samples' share of the
     # time stays small; the logits are upsampled once they are made (_SkipDecoder).
     decoder_low_resolution: bool = False
-    # Iterations of edge-aware refinement of the mean probability, guided by the query's colours
-    # (vpi.model.refine), once per query after the L samples; 0 leaves the decoder's map as it is.
+    # Passes of edge-aware refinement of the mean probability, a guided filter with the query's
+    # colours as the guide (vpi.model.refine), once per query after the L samples; 0 leaves the
+    # decoder's map as it is.
     refine_iterations: int = 0
 
 
@@ -412,14 +413,14 @@ PRESETS: dict[str, Config] = {
     # side (close-ups overflow the frame): trained on smaller targets, the decoder learned to
     # under-segment large objects in photos. The encoder stays frozen. The mean probability is
     # refined along the query's colour edges (nothing learned; the loss is on the unrefined map:
-    # training through the refinement scored the same and took twice as long).
+    # training through an earlier refinement scored the same and took twice as long).
     "demo": Config(
         name="demo",
         model=ModelConfig(backbone="mobilenet_v2", encoder_depth="mid", weights="imagenet",
                           decoder="matching", dilated=False, projection="identity",
                           decoder_skips=False, prototype_features="deep+mid", latent_dim=256,
                           initial_logvar=-6.0, self_support=2, self_support_in_training=1,
-                          decoder_low_resolution=True, refine_iterations=10),
+                          decoder_low_resolution=True, refine_iterations=2),
         data=DataConfig(image_size=128, surfaces="photo", object_sizes=(0.6, 1.2)),
         train=TrainConfig(steps=1000, batch_size=8, lr_backbone=0.0, lr_head=2e-3,
                           lr_schedule="cosine", dice_weight=1.0, eval_every=250, eval_episodes=100),
