@@ -206,7 +206,7 @@ def test_the_matching_decoder_exports_with_parity(tiny_config, tmp_path, options
     model_config = dataclasses.replace(
         tiny_config.model, decoder="matching", dilated=False, projection="identity",
         decoder_skips=False, prototype_features="deep+mid", latent_dim=80, initial_logvar=-6.0,
-        self_support=1, **options)
+        **{"self_support": 1, **options})
     config = dataclasses.replace(tiny_config, model=model_config)
     torch.manual_seed(0)
     checkpoint = save_checkpoint(tmp_path / "match.pt", VPIModel(model_config).eval(), config,
