@@ -96,3 +96,12 @@ def test_refinement_and_rounds_are_the_model_fields_scoring_may_change() -> None
         check_test_time_model(trained, wider, export=False)
     with pytest.raises(ConfigError, match="model.refine_iterations is 11"):
         apply_overrides(get_preset("tiny"), {"model": {"refine_iterations": 11}})
+
+
+def test_a_shift_of_every_colour_changes_nothing() -> None:
+    """The fit absorbs a constant shift of the guide, and the guide is centred before the windows'
+    covariances are taken: far from 0 the fp32 sums would otherwise cancel (backends then
+    disagree), and here the map would be noise."""
+    image, coarse = _two_colour_image(edge=26), _ramp(centre=32, width=16)
+    torch.testing.assert_close(edge_aware_refinement(coarse, image + 100.0, 2),
+                               edge_aware_refinement(coarse, image, 2), atol=1e-5, rtol=0)

@@ -31,7 +31,11 @@ def edge_aware_refinement(
     in [0, 1]. Each pass filters the previous one's output; 0 passes is the identity."""
     if passes == 0:
         return probability
+    # Centred on the image's mean colour: the fit absorbs a constant shift of the guide in its
+    # offset, and the windows' covariances (mean of products minus product of means) lose far
+    # less to cancellation in fp32, so every backend computes the same map.
     image = image.float()
+    image = image - image.mean((2, 3), keepdim=True)
     low = F.avg_pool2d(image, SUBSAMPLE)
     inverse = _inverse_covariance(low)
     refined = probability.float()
