@@ -96,7 +96,8 @@ def _mobilenet_checkpoint(tmp_path: Path, **data: object) -> Path:
         pytest.skip(f"MobileNetV2 ImageNet weights not installed: {exc}")
     config = apply_overrides(get_preset("demo"), {
         "model": {"decoder": "features", "projection": "learned", "decoder_skips": True,
-                  "self_support": 0, "decoder_low_resolution": False,
+                  "self_support": 0, "self_support_in_training": None,
+                  "decoder_low_resolution": False,
                   "latent_dim": 16, "decoder_channels": [8, 8, 8]},
         "data": {"image_size": 64, **data}, "eval": {"episodes": 8, "samples": 2}})
     torch.manual_seed(0)
