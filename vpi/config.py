@@ -40,7 +40,7 @@ OBJECT_SIZES = (0.3, 0.55)  # the built-in objects' diameters, of the image side
 MAX_OBJECT_SIZE = 1.5  # an object may overflow the frame, as a close-up in a photograph does
 MAX_SHOTS = 10  # K range of the exported prior encoder
 MAX_SAMPLES = 16  # L range of the exported decoder
-MAX_REFINE_ITERATIONS = 10  # model.refine_iterations: each pass unrolls into the decoder graph
+MAX_REFINE_PASSES = 10  # model.refine_passes: each pass unrolls into the decoder graph
 MAX_BATCH = 16  # B range of both exported graphs: independent items per call
 SEGMENT_BATCH = 4  # queries per decoder call of `vpi segment`: most of the gain, little memory
 # The defaults every entry point shares (the CLI, the Segmenter, eval and the library's functions).
@@ -111,7 +111,7 @@ class ModelConfig:
     # Passes of edge-aware refinement of the mean probability, a guided filter with the query's
     # colours as the guide (vpi.model.refine), once per query after the L samples; 0 leaves the
     # decoder's map as it is.
-    refine_iterations: int = 0
+    refine_passes: int = 0
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def validate(config: Config) -> None:
     _choice("model.likelihood_z", m.likelihood_z, LIKELIHOOD_Z)
     _choice("model.likelihood_rule", m.likelihood_rule, LIKELIHOOD_RULES)
     check_range("model.likelihood_samples", m.likelihood_samples, 1, MAX_SAMPLES)
-    check_range("model.refine_iterations", m.refine_iterations, 0, MAX_REFINE_ITERATIONS)
+    check_range("model.refine_passes", m.refine_passes, 0, MAX_REFINE_PASSES)
     _choice("model.prototype_features", m.prototype_features, PROTOTYPE_FEATURES)
     _choice("model.encoder_depth", m.encoder_depth, ENCODER_DEPTHS)
     _choice("model.decoder", m.decoder, DECODERS)
@@ -294,7 +294,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 # The model's fields that scoring may change on a trained checkpoint (`vpi eval --set`): no weight
 # depends on them (the refinement and the self-support rounds learn nothing). The checkpoint
 # fixes every other one.
-TEST_TIME_MODEL_FIELDS = ("refine_iterations", "self_support")
+TEST_TIME_MODEL_FIELDS = ("refine_passes", "self_support")
 
 
 def check_test_time_model(trained: ModelConfig, asked: ModelConfig, *, export: bool) -> None:
@@ -420,7 +420,7 @@ PRESETS: dict[str, Config] = {
                           decoder="matching", dilated=False, projection="identity",
                           decoder_skips=False, prototype_features="deep+mid", latent_dim=256,
                           initial_logvar=-6.0, self_support=2, self_support_in_training=1,
-                          decoder_low_resolution=True, refine_iterations=2),
+                          decoder_low_resolution=True, refine_passes=2),
         data=DataConfig(image_size=128, surfaces="photo", object_sizes=(0.6, 1.2)),
         train=TrainConfig(steps=1000, batch_size=8, lr_backbone=0.0, lr_head=2e-3,
                           lr_schedule="cosine", dice_weight=1.0, eval_every=250, eval_episodes=100),
@@ -476,7 +476,7 @@ __all__ = [
     "EvalConfig",
     "LR_SCHEDULES",
     "MAX_BATCH",
-    "MAX_REFINE_ITERATIONS",
+    "MAX_REFINE_PASSES",
     "MAX_SAMPLES",
     "MAX_SHOTS",
     "ModelConfig",

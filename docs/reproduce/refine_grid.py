@@ -36,7 +36,7 @@ def main(checkpoint: str, where: str = "builtin") -> None:
         passes = 0 if setting is None else setting[0]
         if setting is not None:
             _, refine.SUBSAMPLE, refine.RADIUS, refine.EPSILON = setting
-        overrides = {"model": {"refine_iterations": passes}}
+        overrides = {"model": {"refine_passes": passes}}
         model.use_test_time(apply_overrides(config, overrides).model)
         iou = evaluate_model(model, episodes, samples=1, seed=seed)["class_iou"]
         print(f"{setting or 'off'}: class-IoU {100 * iou:.1f}", flush=True)

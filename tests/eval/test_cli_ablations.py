@@ -72,7 +72,7 @@ def test_one_command_sweeps_model_twin_shots_samples_and_rule(tmp_path: Path) ->
 def test_scoring_may_change_the_refinement_of_a_checkpoint_and_nothing_it_trained(
     tmp_path: Path,
 ) -> None:
-    """`--set model.refine_iterations` scores the same checkpoint refined; a field its weights
+    """`--set model.refine_passes` scores the same checkpoint refined; a field its weights
     fix (the latent width) is one clear line and a non-zero exit."""
     config = get_preset("tiny")
     checkpoint = _sensitive_checkpoint(tmp_path / "vpi.pt", config, config.model)
@@ -88,10 +88,10 @@ def test_scoring_may_change_the_refinement_of_a_checkpoint_and_nothing_it_traine
 
     assert score().returncode == 0
     plain = fb_iou()
-    assert score("--set", "model.refine_iterations=5").returncode == 0
+    assert score("--set", "model.refine_passes=5").returncode == 0
     assert fb_iou() != plain
     refused = score("--set", "model.latent_dim=8")
     assert refused.returncode != 0
     assert refused.stderr.strip().splitlines() == [
         "error: model.latent_dim: the checkpoint's weights fix the model; only "
-        "refine_iterations, self_support may change"]
+        "refine_passes, self_support may change"]

@@ -193,7 +193,7 @@ def test_the_similarity_map_extension_exports_with_parity(tiny_config, tmp_path)
 @pytest.mark.parametrize("options", [
     {}, {"decoder_low_resolution": True},
     {"decoder_low_resolution": True, "self_support_from": "matcher"},
-    {"decoder_low_resolution": True, "refine_iterations": 3, "self_support": 2,
+    {"decoder_low_resolution": True, "refine_passes": 3, "self_support": 2,
      "self_support_in_training": 1},
 ])
 def test_the_matching_decoder_exports_with_parity(tiny_config, tmp_path, options):

@@ -69,10 +69,10 @@ def test_it_is_linear_and_keeps_constants() -> None:
 
 
 def test_the_model_refines_its_mean_and_the_entropy_of_it() -> None:
-    config = apply_overrides(get_preset("tiny"), {"model": {"refine_iterations": 3}}).model
+    config = apply_overrides(get_preset("tiny"), {"model": {"refine_passes": 3}}).model
     torch.manual_seed(0)
     refining = VPIModel(config).eval()
-    plain = VPIModel(ModelConfig(**{**config.__dict__, "refine_iterations": 0})).eval()
+    plain = VPIModel(ModelConfig(**{**config.__dict__, "refine_passes": 0})).eval()
     plain.load_state_dict(refining.state_dict())
     query = torch.rand(2, 3, 64, 64)
     features, z = refining.encoder(query), torch.randn(2, 4, config.latent_dim)
@@ -85,7 +85,7 @@ def test_the_model_refines_its_mean_and_the_entropy_of_it() -> None:
 
 def test_refinement_and_rounds_are_the_model_fields_scoring_may_change() -> None:
     trained = get_preset("demo").model
-    refined = ModelConfig(**{**trained.__dict__, "refine_iterations": trained.refine_iterations + 1})
+    refined = ModelConfig(**{**trained.__dict__, "refine_passes": trained.refine_passes + 1})
     check_test_time_model(trained, refined, export=False)
     check_test_time_model(trained, ModelConfig(**{**trained.__dict__, "self_support": 3}),
                           export=False)
@@ -94,8 +94,8 @@ def test_refinement_and_rounds_are_the_model_fields_scoring_may_change() -> None
     wider = ModelConfig(**{**trained.__dict__, "latent_dim": 64})
     with pytest.raises(ConfigError, match="model.latent_dim: the checkpoint's weights fix"):
         check_test_time_model(trained, wider, export=False)
-    with pytest.raises(ConfigError, match="model.refine_iterations is 11"):
-        apply_overrides(get_preset("tiny"), {"model": {"refine_iterations": 11}})
+    with pytest.raises(ConfigError, match="model.refine_passes is 11"):
+        apply_overrides(get_preset("tiny"), {"model": {"refine_passes": 11}})
 
 
 def test_a_shift_of_every_colour_changes_nothing() -> None:

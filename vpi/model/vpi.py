@@ -138,16 +138,16 @@ class VPIModel(nn.Module):
         """The ``SampleMaps`` (B, H, W) of B encoded queries' L prototypes z (B, L, D), at the
         queries' size. A decoder at low resolution is summarised at its own size and its four maps
         upsampled once, so each sample costs only stride-8 work (docs/reproduce.md, "L's price").
-        The mean probability is then refined along the query's edges (``refine_iterations``),
+        The mean probability is then refined along the query's edges (``refine_passes``),
         once per query, and the entropy is that of the refined mean; the variance and mutual
         information stay the samples' own."""
         out_size = query_images.shape[-2:]
         native = None if self.config.decoder_low_resolution else out_size
         maps = summarise_samples(torch.sigmoid(self.decode(features, z, native)), out_size)
-        if not self.config.refine_iterations:
+        if not self.config.refine_passes:
             return maps
         probability = edge_aware_refinement(maps.probability, query_images,
-                                            self.config.refine_iterations)
+                                            self.config.refine_passes)
         return maps._replace(probability=probability, entropy=binary_entropy(probability))
 
     def forward(
