@@ -305,7 +305,8 @@ def check_test_time_model(trained: ModelConfig, asked: ModelConfig, *, export: b
     fixed = changed if export else [n for n in changed if n not in TEST_TIME_MODEL_FIELDS]
     if fixed:
         what = "an export's graph fixes" if export else "the checkpoint's weights fix"
-        allowed = "" if export else f"; only {', '.join(TEST_TIME_MODEL_FIELDS)} may change"
+        allowed = ("; score its checkpoint to change it" if export
+                   else f"; only {', '.join(TEST_TIME_MODEL_FIELDS)} may change")
         raise ConfigError(f"{', '.join('model.' + n for n in fixed)}: {what} the model{allowed}")
 
 

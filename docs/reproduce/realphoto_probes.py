@@ -126,6 +126,7 @@ def area(checkpoint: str) -> None:
     from collections import Counter
 
     from vpi.data import collate_episodes
+    from vpi.data.episode import IGNORE_INDEX
 
     for scale in (1.0, 0.0):
         model, own, _ = load_model(checkpoint, torch.device("cpu"))
@@ -140,7 +141,7 @@ def area(checkpoint: str) -> None:
             batch = collate_episodes(episodes)
             maps = model.predict(batch.support_images, batch.support_masks, batch.query_image,
                                  samples=1, generator=torch.Generator().manual_seed(0))
-            said, valid = maps.probability > 0.5, batch.query_mask != 255
+            said, valid = maps.probability > 0.5, batch.query_mask != IGNORE_INDEX
             true = batch.query_mask == 1
             for i, episode in enumerate(episodes):
                 for key, pixels in (("overlap", said & true), ("union", said | true),

@@ -37,10 +37,11 @@ def edge_aware_refinement(
     image = image.float()
     image = image - image.mean((2, 3), keepdim=True)
     low = F.avg_pool2d(image, SUBSAMPLE)
-    inverse = _inverse_covariance(low)
+    mean = _box(low)  # the guide's window means and inverse covariances serve every pass
+    inverse = _inverse_covariance(low, mean)
     refined = probability.float()
     for _ in range(passes):
-        refined = _guided_pass(refined, image, low, inverse)
+        refined = _guided_pass(refined, image, low, mean, inverse)
     return refined
 
 
@@ -49,10 +50,10 @@ def _box(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, 2 * RADIUS + 1, stride=1, padding=RADIUS, count_include_pad=False)
 
 
-def _inverse_covariance(low: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _inverse_covariance(low: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The guide's windowed colour covariance + EPSILON, inverted per pixel: its six distinct
-    entries (B, 1, h, w) each, by cofactors (no batched matrix op, so it exports anywhere)."""
-    mean = _box(low)
+    entries (B, h, w) each, by cofactors (no batched matrix op, so it exports anywhere). ``mean``
+    is ``_box(low)``."""
     r, g, b = low.unbind(1)
     mr, mg, mb = mean.unbind(1)
 
@@ -69,13 +70,13 @@ def _inverse_covariance(low: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 def _guided_pass(
-    probability: torch.Tensor, image: torch.Tensor, low: torch.Tensor,
+    probability: torch.Tensor, image: torch.Tensor, low: torch.Tensor, mean: torch.Tensor,
     inverse: tuple[torch.Tensor, ...],
 ) -> torch.Tensor:
     """One pass: per window on the coarse grid, the least-squares linear map from colour to
     probability; the windows' mean maps, upsampled, applied to the full-resolution colours."""
     p = F.avg_pool2d(probability[:, None], SUBSAMPLE)[:, 0]
-    mean, mp = _box(low), _box(p[:, None])[:, 0]
+    mp = _box(p[:, None])[:, 0]
     v1, v2, v3 = (_box((channel * p)[:, None])[:, 0] - m * mp
                   for channel, m in zip(low.unbind(1), mean.unbind(1), strict=True))
     i11, i12, i13, i22, i23, i33 = inverse
