@@ -29,6 +29,7 @@ PROTOTYPE_FEATURES = ("deep", "deep+mid")
 # similarity maps, never reading raw deep features (MatchingDecoder): it carries over to photos.
 DECODERS = ("features", "matching")
 SELF_SUPPORT_FROM = ("decoder", "matcher")  # ModelConfig.self_support_from
+CORRECTION_FROM = ("samples", "mean")  # ModelConfig.correction_from
 LIKELIHOOD_Z = ("prior", "posterior", "both")  # ModelConfig.likelihood_z
 LIKELIHOOD_RULES = ("mean", "best", "mixture")  # ModelConfig.likelihood_rule
 ENCODER_DEPTHS = ("full", "mid")  # "mid" ends the encoder before its last stage (build_backbone)
@@ -105,8 +106,16 @@ class ModelConfig:
     # rule and the learned correction) or "matcher" (its rule alone, so that each of the L
     # samples runs the decoder's blocks once; docs/reproduce.md, "L's price").
     self_support_from: str = "decoder"
-    # Without skips: the decoder's three blocks all at stride 8, so the L samples' share of the
-    # time stays small; the logits are upsampled once they are made (_SkipDecoder).
+    # At test time, where the matching decoder's learned correction is computed: on each of the L
+    # prototypes ("samples"), or once on their mean ("mean"), each sample then adding only its
+    # own matcher rule, so that a sample costs two similarity maps instead of the decoder's
+    # blocks (docs/reproduce.md, "L's price"). One prototype decides alike either way; training
+    # always runs "samples".
+    correction_from: str = "samples"
+    # The decoder's three blocks all at stride 8, so the L samples' share of the time stays
+    # small: the L maps are summarised there and upsampled once (VPIModel.sample_maps); the
+    # encoder's finer skips, where the decoder has them, are pooled to stride 8 once per query
+    # (_SkipDecoder). ``refine_passes`` then brings back the query's edges, once per query.
     decoder_low_resolution: bool = False
     # Passes of edge-aware refinement of the mean probability, a guided filter with the query's
     # colours as the guide (vpi.model.refine), once per query after the L samples; 0 leaves the
@@ -194,16 +203,13 @@ def validate(config: Config) -> None:
     _choice("model.decoder", m.decoder, DECODERS)
     _choice("model.projection", m.projection, ("learned", "identity"))
     if m.decoder != "matching" and (m.projection != "learned" or not m.decoder_skips
-                                    or m.self_support or m.decoder_low_resolution
+                                    or m.self_support
                                     or m.self_support_in_training is not None
-                                    or m.self_support_from != "decoder"):
+                                    or m.self_support_from != "decoder"
+                                    or m.correction_from != "samples"):
         raise ConfigError("model.projection, model.decoder_skips, model.self_support, "
                           "model.self_support_in_training, model.self_support_from and "
-                          "model.decoder_low_resolution are options "
-                          "of model.decoder 'matching'")
-    if m.decoder_low_resolution and m.decoder_skips:
-        raise ConfigError("model.decoder_low_resolution needs model.decoder_skips false: the "
-                          "skips are the encoder's finer maps")
+                          "model.correction_from are options of model.decoder 'matching'")
     if m.decoder == "matching" and m.similarity_map:
         raise ConfigError("model.similarity_map is an option of model.decoder 'features'; the "
                           "matching decoder always reads its similarity maps")
@@ -219,6 +225,7 @@ def validate(config: Config) -> None:
         check_range("model.self_support_in_training", m.self_support_in_training, 0,
                     m.self_support)
     _choice("model.self_support_from", m.self_support_from, SELF_SUPPORT_FROM)
+    _choice("model.correction_from", m.correction_from, CORRECTION_FROM)
     if m.self_support_from != "decoder" and not m.self_support:
         raise ConfigError("model.self_support_from decides the first self-support round: it "
                           "needs model.self_support of at least 1")
@@ -294,7 +301,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 # The model's fields that scoring may change on a trained checkpoint (`vpi eval --set`): no weight
 # depends on them (the refinement and the self-support rounds learn nothing). The checkpoint
 # fixes every other one.
-TEST_TIME_MODEL_FIELDS = ("refine_passes", "self_support")
+TEST_TIME_MODEL_FIELDS = ("refine_passes", "self_support", "correction_from")
 
 
 def check_test_time_model(trained: ModelConfig, asked: ModelConfig, *, export: bool) -> None:
@@ -486,6 +493,7 @@ __all__ = [
     "RUNS_DIR",
     "SEGMENT_DIR",
     "SELF_SUPPORT_FROM",
+    "CORRECTION_FROM",
     "SEGMENT_BATCH",
     "OBJECT_SIZES",
     "SURFACES",

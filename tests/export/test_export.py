@@ -175,12 +175,15 @@ def test_trt_without_tensorrt_fails_before_writing(exported, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_similarity_map_extension_exports_with_parity(tiny_config, tmp_path):
-    """The demo's decoder (similarity map, deep+mid prototypes) goes through ONNX unchanged."""
+@pytest.mark.parametrize("options", [{}, {"decoder_low_resolution": True, "refine_passes": 2}])
+def test_the_similarity_map_extension_exports_with_parity(tiny_config, tmp_path, options):
+    """The features decoder with the similarity map and deep+mid prototypes, and with its blocks
+    at stride 8 (skips pooled) and the mean refined, goes through ONNX unchanged."""
     import dataclasses
 
     model_config = dataclasses.replace(tiny_config.model, similarity_map=True,
-                                       prototype_features="deep+mid", initial_logvar=-6.0)
+                                       prototype_features="deep+mid", initial_logvar=-6.0,
+                                       **options)
     config = dataclasses.replace(tiny_config, model=model_config)
     torch.manual_seed(0)
     checkpoint = save_checkpoint(tmp_path / "sim.pt", VPIModel(model_config).eval(), config, step=0)
@@ -195,12 +198,14 @@ def test_the_similarity_map_extension_exports_with_parity(tiny_config, tmp_path)
     {"decoder_low_resolution": True, "self_support_from": "matcher"},
     {"decoder_low_resolution": True, "refine_passes": 3, "self_support": 2,
      "self_support_in_training": 1},
+    {"decoder_low_resolution": True, "self_support": 2, "correction_from": "mean"},
 ])
 def test_the_matching_decoder_exports_with_parity(tiny_config, tmp_path, options):
     """The demo's decoder (fg and bg prototypes in z, an undilated encoder, a fixed identity
     projection, no skips, a round of self-support, its samples summarised at stride 8, the
-    round's first decision from the matcher, the mean refined along the query's edges) goes
-    through ONNX unchanged: the graphs' contract does not move."""
+    round's first decision from the matcher, the mean refined along the query's edges, the
+    correction made once on the prototypes' mean) goes through ONNX unchanged: the graphs'
+    contract does not move."""
     import dataclasses
 
     model_config = dataclasses.replace(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vpi.config import apply_overrides, get_preset
 from vpi.data import build_episodes, collate_episodes
@@ -87,7 +88,8 @@ def test_loss_trains_the_correction_and_leaves_the_encoder_alone() -> None:
      ({"self_support": 4}, "model.self_support is 4"),
      ({"self_support": 1, "self_support_in_training": 2}, "self_support_in_training is 2"),
      ({"decoder": "features", "self_support_in_training": 0}, "options of model.decoder"),
-     ({"decoder_low_resolution": True, "decoder_skips": True}, "needs model.decoder_skips false")],
+     ({"decoder": "features", "correction_from": "mean"}, "options of model.decoder"),
+     ({"correction_from": "median"}, "model.correction_from is 'median'")],
 )
 def test_bad_matching_options_are_one_clear_error(model: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -178,13 +180,89 @@ def test_training_runs_its_own_rounds_and_scoring_the_model_s() -> None:
     assert len(calls) == 2
 
 
-def test_low_resolution_decoder_runs_its_blocks_at_stride_8() -> None:
-    """Same weights, same output size; the blocks' inputs stay at the stride-8 map's size."""
-    full, low = _model(), _model(decoder_low_resolution=True)
+def _with_correction(model: VPIModel) -> VPIModel:
+    """A correction that depends on the prototypes, so that computing it once on their mean
+    differs from computing it on each: the untrained head is zero."""
+    with torch.no_grad():
+        torch.nn.init.normal_(model.decoder.head.weight, std=1.0)
+    return model
+
+
+@pytest.mark.parametrize("rounds", [0, 2])
+@torch.no_grad()
+def test_correction_on_the_mean_decides_one_prototype_as_before(rounds: int) -> None:
+    from vpi.config import replace
+
+    model = _with_correction(_model(self_support=rounds, decoder_low_resolution=True))
+    batch = _batch()
+    features = model.encoder(batch.query_image)
+    z = torch.randn(4, 1, 48)
+    each = model.decode(features, z, (64, 64))
+    model.use_test_time(replace(model.config, correction_from="mean"))
+    torch.testing.assert_close(model.decode(features, z, (64, 64)), each)
+
+
+@torch.no_grad()
+def test_correction_on_the_mean_runs_the_blocks_once_per_query_and_keeps_each_sample_s_rule(
+) -> None:
+    """L = 5 prototypes: the blocks see B maps, not B x L; each sample's logits are the mean's
+    correction plus its own matcher rule, so the samples still differ."""
+    model = _with_correction(_model(decoder_low_resolution=True, correction_from="mean"))
+    batch = _batch()
+    features = model.encoder(batch.query_image)
+    keys = model.prior_net.project(model.prototype_features(features))
+    z = torch.randn(4, 5, 48)
+    inputs: list[int] = []
+    model.decoder.block8.register_forward_hook(lambda _m, args, _o: inputs.append(args[0].shape[0]))
+    logits = model.decode(features, z, None)
+    assert inputs == [4]
+    decoder, size = model.decoder, logits.shape[-2:]
+    mean = z.mean(1, keepdim=True)
+    rule = lambda prototypes: F.interpolate(  # noqa: E731
+        decoder.match_logits(keys, prototypes), size=size, mode="bilinear", align_corners=False)
+    expected = decoder._decide(features, mean, keys) - rule(mean) + rule(z)
+    torch.testing.assert_close(logits, expected)
+    assert float(logits.std(1).min()) > 0
+
+
+@torch.no_grad()
+def test_correction_on_the_mean_is_close_to_each_sample_s_for_close_prototypes() -> None:
+    """The samples of a trained prior lie close together: the correction on their mean stands
+    for theirs (what makes it a test-time setting of a trained model)."""
+    from vpi.config import replace
+
+    model = _with_correction(_model(self_support=2, decoder_low_resolution=True))
+    batch = _batch()
+    features = model.encoder(batch.query_image)
+    z = torch.randn(4, 1, 48) + 0.01 * torch.randn(4, 6, 48)
+    each = torch.sigmoid(model.decode(features, z, (64, 64)))
+    model.use_test_time(replace(model.config, correction_from="mean"))
+    once = torch.sigmoid(model.decode(features, z, (64, 64)))
+    assert float((once - each).abs().max()) < 0.02
+    assert float((once - each).abs().max()) > 0
+
+
+def test_training_computes_the_correction_on_each_sample() -> None:
+    """A training step decodes the posterior's and the prior's samples side by side: their mean
+    is not a prototype of either, so training never takes the correction once."""
+    model = _model(likelihood_z="both", correction_from="mean").train()
+    inputs: list[int] = []
+    model.decoder.block8.register_forward_hook(lambda _m, args, _o: inputs.append(args[0].shape[0]))
+    model(_batch())
+    assert inputs == [8]
+
+
+@pytest.mark.parametrize("model", [{}, {"decoder_skips": True},
+                                   {"decoder": "features", "projection": "learned",
+                                    "decoder_skips": True}])
+def test_low_resolution_decoder_runs_its_blocks_at_stride_8(model: dict) -> None:
+    """Same weights, same output size; the blocks' inputs stay at the stride-8 map's size, the
+    finer skips (the paper's decoder has them) pooled to it."""
+    full, low = _model(**model), _model(decoder_low_resolution=True, **model)
     low.load_state_dict(full.state_dict())
     batch = _batch()
     sizes: list[tuple[int, ...]] = []
-    low.decoder.block2.register_forward_hook(lambda _m, args, _o: sizes.append(args[0].shape[-2:]))
+    low.decoder.block2[2].register_forward_hook(lambda _m, args, _o: sizes.append(args[0].shape[-2:]))
     features = low.encoder(batch.query_image)
     z = torch.randn(4, 3, 48)
     logits = low.decode(features, z, (64, 64))

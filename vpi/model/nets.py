@@ -74,9 +74,10 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 class _SkipDecoder(nn.Module):
     """Three conv blocks, each over the previous output and one encoder skip (strides 8, 4, 2),
     then a 1x1 head: what both decoders run after their first, stride-8 input. Without ``skips``
-    the blocks see only that input, upsampled: nothing of the query's raw appearance; there,
+    the blocks see only that input, upsampled: nothing of the query's raw appearance.
     ``low_resolution`` keeps all three at stride 8 (the logits are upsampled after the head), so
-    that each of the L samples costs a sixteenth of what the stride-2 block did."""
+    that each of the L samples costs a sixteenth of what the stride-2 block did; the stride-4 and
+    stride-2 skips are then average-pooled to stride 8, once per query."""
 
     def __init__(
         self,
@@ -89,7 +90,7 @@ class _SkipDecoder(nn.Module):
         _, c8, c4, c2 = encoder_channels
         w1, w2, w3 = widths
         self.skips = skips
-        self.low_resolution = low_resolution and not skips
+        self.low_resolution = low_resolution
         extra = (w1 // 2, w2 // 2, w3 // 2) if skips else (0, 0, 0)
         if skips:
             self.skip8 = nn.Conv2d(c8, extra[0], 1)
@@ -104,13 +105,17 @@ class _SkipDecoder(nn.Module):
         """x (B*L, w1, h, w) at the deep map's size -> head logits (B*L, 1, H/2, W/2)."""
         if x.shape[-2:] != features.skip8.shape[-2:]:  # an undilated encoder's deep map
             x = _upsample_to(x, features.skip8)
+        skip4, skip2 = features.skip4, features.skip2
+        if self.low_resolution and self.skips:
+            size = features.skip8.shape[-2:]
+            skip4, skip2 = (F.adaptive_avg_pool2d(s, size) for s in (skip4, skip2))
         x = self._block(self.block8, x, "skip8", features.skip8)
         if not self.low_resolution:
-            x = _upsample_to(x, features.skip4)
-        x = self._block(self.block4, x, "skip4", features.skip4)
+            x = _upsample_to(x, skip4)
+        x = self._block(self.block4, x, "skip4", skip4)
         if not self.low_resolution:
-            x = _upsample_to(x, features.skip2)
-        x = self._block(self.block2, x, "skip2", features.skip2)
+            x = _upsample_to(x, skip2)
+        x = self._block(self.block2, x, "skip2", skip2)
         return self.head(x)
 
     def _block(self, block: nn.Sequential, x: torch.Tensor, skip: str, feature: torch.Tensor
@@ -140,8 +145,9 @@ class SegmentationDecoder(_SkipDecoder):
         latent_dim: int,
         widths: tuple[int, int, int],
         similarity_map: bool = False,
+        low_resolution: bool = False,
     ) -> None:
-        super().__init__(encoder_channels, widths)
+        super().__init__(encoder_channels, widths, low_resolution=low_resolution)
         deep, w1 = encoder_channels[0], widths[0]
         self.feature_proj = nn.Conv2d(deep, w1, 1)
         self.prototype_proj = nn.Linear(latent_dim, w1, bias=False)
@@ -203,11 +209,13 @@ class MatchingDecoder(_SkipDecoder):
         low_resolution: bool = False,
         self_support_from: str = "decoder",
         training_rounds: int | None = None,
+        correction_from: str = "samples",
     ) -> None:
         super().__init__(encoder_channels, widths, skips, low_resolution)
         self.self_support = self_support  # the rounds it decides with
         self.training_rounds = self_support if training_rounds is None else training_rounds
         self.self_support_from = self_support_from
+        self.correction_from = correction_from  # at test time (ModelConfig.correction_from)
         self.scale = nn.Parameter(torch.tensor(10.0))  # cosines differ by ~0.1: logits of ~1
         self.offset = nn.Parameter(torch.tensor(0.0))
         self.similarity_proj = nn.Conv2d(2, widths[0], 1)
@@ -236,13 +244,22 @@ class MatchingDecoder(_SkipDecoder):
             raise ValueError("the matching decoder needs the query's keys")
         batch, samples = z.shape[:2]
         rounds = self.training_rounds if self.training else self.self_support
+        once = self.correction_from == "mean" and not self.training
+        # With the correction once, the rounds and the blocks run on the prototypes' mean, and
+        # each sample is moved as the mean was, towards the same confident pixels of the query.
+        deciding = z.mean(1, keepdim=True) if once else z
         if rounds and self.self_support_from == "matcher":
-            logits = self.match_logits(keys, z).flatten(0, 1)[:, None]  # no blocks: cheap per L
+            logits = self.match_logits(keys, deciding).flatten(0, 1)[:, None]  # no blocks
         else:
-            logits = self._decide(features, z, keys)
+            logits = self._decide(features, deciding, keys)
         for _ in range(rounds):
-            z = _self_supported(z, keys, _upsample_to(logits, keys))
-            logits = self._decide(features, z, keys)
+            confident = _upsample_to(logits, keys)
+            z = _self_supported(z, keys, confident)
+            deciding = _self_supported(deciding, keys, confident) if once else z
+            logits = self._decide(features, deciding, keys)
+        if once:
+            logits = self._corrected_rules(logits, self.match_logits(keys, deciding),
+                                           self.match_logits(keys, z))
         return _to_logits(logits, batch, samples, out_size)
 
     def _decide(self, features: Features, z: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -251,6 +268,16 @@ class MatchingDecoder(_SkipDecoder):
         match = self._rule(similarity).flatten(0, 1)[:, None]
         head = self.refine(F.relu(self.similarity_proj(similarity.flatten(0, 1))), features)
         return head + _upsample_to(match, head)
+
+    @staticmethod
+    def _corrected_rules(
+        decided: torch.Tensor, mean_rule: torch.Tensor, rules: torch.Tensor
+    ) -> torch.Tensor:
+        """The mean prototype's decision (B, 1, h', w') with its own rule (B, 1, h, w) swapped for
+        each sample's (B, L, h, w): the correction, made once, beside L rules -> (B*L, 1, h', w')."""
+        correction = decided - _upsample_to(mean_rule, decided)
+        each = _upsample_to(rules, decided)[:, :, None]  # (B, L, 1, h', w')
+        return (correction[:, None] + each).flatten(0, 1)
 
 
 # Self-support matching's rule (Fan et al. 2022): the query's pixels over 0.8 make its own
@@ -262,10 +289,11 @@ def _self_supported(z: torch.Tensor, keys: torch.Tensor, logits: torch.Tensor) -
     """Prototypes z (B, L, 2d) moved towards the query's own: its confident foreground and
     background pixels, pooled, are nearer its other pixels than the support's prototypes, which
     differ in pose, light and background. keys (B, d, h, w); logits (B*L, 1, h, w) at the keys'
-    resolution. Domain-free (nothing is learned); a prototype with no confident pixel stays as it
-    was. Broadcast over L rather than repeated, so that L stays a dynamic axis in ONNX."""
-    batch, samples, width = z.shape
-    probability = torch.sigmoid(logits).unflatten(0, (batch, samples))  # (B, L, 1, h, w)
+    resolution, or (B, 1, h, w): one decision that moves all L alike. Domain-free (nothing is
+    learned); a prototype with no confident pixel stays as it was. Broadcast over L rather than
+    repeated, so that L stays a dynamic axis in ONNX."""
+    batch, _, width = z.shape
+    probability = torch.sigmoid(logits).unflatten(0, (batch, -1))  # (B, L or 1, 1, h, w)
     keys = keys[:, None]  # (B, 1, d, h, w)
     own = F.normalize(z.unflatten(2, (2, width // 2)), dim=-1)  # (B, L, 2, d)
     (fg_threshold, fg_weight), (bg_threshold, bg_weight) = SELF_SUPPORT.values()

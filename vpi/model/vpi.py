@@ -40,10 +40,12 @@ class VPIModel(nn.Module):
         self.decoder: SegmentationDecoder | MatchingDecoder = (
             MatchingDecoder(channels, config.decoder_channels, config.decoder_skips,
                             config.self_support, config.decoder_low_resolution,
-                            config.self_support_from, config.self_support_in_training)
+                            config.self_support_from, config.self_support_in_training,
+                            config.correction_from)
             if matching else
             SegmentationDecoder(channels, config.latent_dim, config.decoder_channels,
-                                similarity_map=config.similarity_map))
+                                similarity_map=config.similarity_map,
+                                low_resolution=config.decoder_low_resolution))
         if config.initial_logvar is not None:
             for head in (self.prior_net, self.posterior_net):
                 nn.init.constant_(head.logvar.bias, config.initial_logvar)
@@ -54,6 +56,7 @@ class VPIModel(nn.Module):
         self.config = config
         if isinstance(self.decoder, MatchingDecoder):
             self.decoder.self_support = config.self_support
+            self.decoder.correction_from = config.correction_from
 
     @property
     def shot_rule(self) -> str:
