@@ -416,19 +416,20 @@ PRESETS: dict[str, Config] = {
     # only those similarity maps (no raw skips). Every learned thing that reads features learned
     # what generated objects look like and lost photographs. A round of self-support matching
     # pulls the prototypes towards the query's own confident pixels; the decoder's blocks run at
-    # stride 8, so each of the L samples costs little. The built-in objects wear
-    # crops of photographs and are as large as photographs' objects, up to 1.2 times the image
-    # side (close-ups overflow the frame): trained on smaller targets, the decoder learned to
-    # under-segment large objects in photos. The encoder stays frozen. The mean probability is
-    # refined along the query's colour edges (nothing learned; the loss is on the unrefined map:
-    # training through an earlier refinement scored the same and took twice as long).
+    # stride 8, once per query on the L samples' mean, so each sample costs two similarity maps.
+    # The built-in objects wear crops of photographs and are as large as photographs' objects,
+    # up to 1.2 times the image side (close-ups overflow the frame): trained on smaller targets,
+    # the decoder learned to under-segment large objects in photos. The encoder stays frozen. The
+    # mean probability is refined along the query's colour edges (nothing learned; the loss is on
+    # the unrefined map: training through an earlier refinement scored the same and took twice
+    # as long).
     "demo": Config(
         name="demo",
         model=ModelConfig(backbone="mobilenet_v2", encoder_depth="mid", weights="imagenet",
                           decoder="matching", dilated=False, projection="identity",
                           decoder_skips=False, prototype_features="deep+mid", latent_dim=256,
                           initial_logvar=-6.0, self_support=2, self_support_in_training=1,
-                          decoder_low_resolution=True, refine_passes=2),
+                          decoder_low_resolution=True, refine_passes=2, correction_from="mean"),
         data=DataConfig(image_size=128, surfaces="photo", object_sizes=(0.6, 1.2)),
         train=TrainConfig(steps=1000, batch_size=8, lr_backbone=0.0, lr_head=2e-3,
                           lr_schedule="cosine", dice_weight=1.0, eval_every=250, eval_episodes=100),
