@@ -14,7 +14,13 @@ from typing import Any
 import torch
 
 from vpi import __version__
-from vpi.config import Config, config_from_dict, config_to_dict
+from vpi.config import (
+    Config,
+    apply_overrides,
+    check_test_time_model,
+    config_from_dict,
+    config_to_dict,
+)
 from vpi.errors import CheckpointError, VpiError
 from vpi.io import atomic_path
 from vpi.model import VPIModel
@@ -80,9 +86,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_model(
-    path: str | Path, device: torch.device | str = "cpu"
+    path: str | Path, device: torch.device | str = "cpu", test_time: dict[str, Any] | None = None
 ) -> tuple[VPIModel, Config, dict[str, Any]]:
-    """Rebuild the model from the checkpoint's own config; returns it in eval mode."""
+    """Rebuild the model from the checkpoint's own config; returns it in eval mode. ``test_time``
+    (e.g. ``{"blocks_per_sample": "none"}``) changes model fields that no weight depends on
+    (``TEST_TIME_MODEL_FIELDS``), as the returned config then says: what an export is built with."""
     state = read_checkpoint(path)
     try:
         config = config_from_dict(state["config"])
@@ -102,6 +110,11 @@ def load_model(
                 f"{', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''} ({len(keys)} in all)"
             )
     model.load_state_dict(weights)
+    if test_time:
+        asked = apply_overrides(config, {"model": test_time})
+        check_test_time_model(config.model, asked.model, export=False)
+        model.use_test_time(asked.model)
+        config = asked
     return model.to(device).eval(), config, state
 
 

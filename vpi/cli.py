@@ -31,6 +31,7 @@ from vpi.config import (
     MAX_SHOTS,
     SEGMENT_BATCH,
     SEGMENT_DIR,
+    TEST_TIME_MODEL_FIELDS,
 )
 from vpi.data.registry import dataset_help
 from vpi.errors import VpiError
@@ -340,6 +341,10 @@ def export_command(
              "checkpoint's).")] = None,
     root: Annotated[str | None, typer.Option(help="Your copy of that dataset.")] = None,
     splits: Annotated[str | None, typer.Option(help="Folder of HSNet-format split lists.")] = None,
+    sets: Annotated[list[str] | None, typer.Option(
+        "--set", help=f"A test-time field of the model for the graphs to fix, e.g. "
+                      f"model.blocks_per_sample=none (only {', '.join(TEST_TIME_MODEL_FIELDS)})."
+    )] = None,
 ) -> None:
     """Export a checkpoint: ONNX graphs checked against PyTorch, optionally an engine's files too.
 
@@ -353,9 +358,10 @@ def export_command(
     from vpi.export.gate import GateSettings
     from vpi.export.report import export_report
 
+    test_time = _test_time_fields(sets)
     if triton is not None:
         _export_triton(checkpoint, triton, out, engine=engine, precision=precision, opset=opset,
-                       force=force)
+                       force=force, test_time=test_time)
         return
     out = out or Path(EXPORT_DIR)
     if calibration_queries is not None and calibration_support is None:
@@ -366,12 +372,28 @@ def export_command(
         calibration=CalibrationSource(calibration_episodes, calibration_support,
                                       (calibration_queries,) if calibration_queries else ()),
         data=_flags(data={"dataset": dataset, "root": root, "splits": splits}).get("data"),
+        test_time=test_time,
     )
     _print_report(export_report(manifest_path, out))
 
 
+def _test_time_fields(sets: list[str] | None) -> dict[str, Any]:
+    """`vpi export --set model.X=V`: the model's fields that no weight depends on, nothing else."""
+    from vpi.config import parse_overrides
+
+    given = [item.partition("=")[0].strip() for item in sets or []]
+    allowed = {f"model.{name}" for name in TEST_TIME_MODEL_FIELDS}
+    other = [key for key in given if key not in allowed]
+    if other:
+        raise VpiError(f"vpi export --set changes only the model's test-time fields "
+                       f"({', '.join('model.' + n for n in TEST_TIME_MODEL_FIELDS)}), not "
+                       f"{', '.join(other)}")
+    return parse_overrides(sets or []).get("model", {})
+
+
 def _export_triton(checkpoint: Path, triton: Path, out: Path | None, *, engine: str,
-                   precision: str | None, opset: int | None, force: bool) -> None:
+                   precision: str | None, opset: int | None, force: bool,
+                   test_time: dict[str, Any]) -> None:
     """`vpi export --triton REPO`: a Triton model repository, in place of the --out folder."""
     from vpi.export import write_triton_repository
     from vpi.export.report import triton_report
@@ -379,7 +401,7 @@ def _export_triton(checkpoint: Path, triton: Path, out: Path | None, *, engine: 
     if out is not None:
         raise VpiError("--out and --triton write different things: give one of them")
     repo = write_triton_repository(checkpoint, triton, engine=engine, precision=precision,
-                                   opset=opset, force=force)
+                                   opset=opset, force=force, test_time=test_time)
     _print_report(triton_report(repo))
 
 

@@ -29,7 +29,7 @@ PROTOTYPE_FEATURES = ("deep", "deep+mid")
 # similarity maps, never reading raw deep features (MatchingDecoder): it carries over to photos.
 DECODERS = ("features", "matching")
 SELF_SUPPORT_FROM = ("decoder", "matcher")  # ModelConfig.self_support_from
-CORRECTION_FROM = ("samples", "mean")  # ModelConfig.correction_from
+BLOCKS_PER_SAMPLE = ("all", "none")  # ModelConfig.blocks_per_sample
 LIKELIHOOD_Z = ("prior", "posterior", "both")  # ModelConfig.likelihood_z
 LIKELIHOOD_RULES = ("mean", "best", "mixture")  # ModelConfig.likelihood_rule
 ENCODER_DEPTHS = ("full", "mid")  # "mid" ends the encoder before its last stage (build_backbone)
@@ -106,12 +106,12 @@ class ModelConfig:
     # rule and the learned correction) or "matcher" (its rule alone, so that each of the L
     # samples runs the decoder's blocks once; docs/reproduce.md, "L's price").
     self_support_from: str = "decoder"
-    # At test time, where the matching decoder's learned correction is computed: on each of the L
-    # prototypes ("samples"), or once on their mean ("mean"), each sample then adding only its
-    # own matcher rule, so that a sample costs two similarity maps instead of the decoder's
-    # blocks (docs/reproduce.md, "L's price"). One prototype decides alike either way; training
-    # always runs "samples".
-    correction_from: str = "samples"
+    # At test time, whether each of the L samples runs the matching decoder's blocks ("all"), or
+    # "none": the blocks run once per decision on the samples' mean, and each sample adds that
+    # learned correction to its own matcher rule, so that a sample costs its similarity maps
+    # (docs/reproduce.md, "L's price"). One prototype decides alike both ways; training always
+    # runs "all".
+    blocks_per_sample: str = "all"
     # The decoder's three blocks all at stride 8, so the L samples' share of the time stays
     # small: the L maps are summarised there and upsampled once (VPIModel.sample_maps); the
     # encoder's finer skips, where the decoder has them, are pooled to stride 8 once per query
@@ -206,10 +206,14 @@ def validate(config: Config) -> None:
                                     or m.self_support
                                     or m.self_support_in_training is not None
                                     or m.self_support_from != "decoder"
-                                    or m.correction_from != "samples"):
+                                    or m.blocks_per_sample != "all"):
         raise ConfigError("model.projection, model.decoder_skips, model.self_support, "
                           "model.self_support_in_training, model.self_support_from and "
-                          "model.correction_from are options of model.decoder 'matching'")
+                          "model.blocks_per_sample are options of model.decoder 'matching'")
+    if m.similarity_map and m.prototype_features == "deep+mid" and not m.dilated:
+        raise ConfigError("model.similarity_map over model.prototype_features 'deep+mid' needs "
+                          "model.dilated true: the map is made at the mid stage's stride, finer "
+                          "than the undilated deep features it joins")
     if m.decoder == "matching" and m.similarity_map:
         raise ConfigError("model.similarity_map is an option of model.decoder 'features'; the "
                           "matching decoder always reads its similarity maps")
@@ -225,7 +229,7 @@ def validate(config: Config) -> None:
         check_range("model.self_support_in_training", m.self_support_in_training, 0,
                     m.self_support)
     _choice("model.self_support_from", m.self_support_from, SELF_SUPPORT_FROM)
-    _choice("model.correction_from", m.correction_from, CORRECTION_FROM)
+    _choice("model.blocks_per_sample", m.blocks_per_sample, BLOCKS_PER_SAMPLE)
     if m.self_support_from != "decoder" and not m.self_support:
         raise ConfigError("model.self_support_from decides the first self-support round: it "
                           "needs model.self_support of at least 1")
@@ -301,7 +305,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 # The model's fields that scoring may change on a trained checkpoint (`vpi eval --set`): no weight
 # depends on them (the refinement and the self-support rounds learn nothing). The checkpoint
 # fixes every other one.
-TEST_TIME_MODEL_FIELDS = ("refine_passes", "self_support", "correction_from")
+TEST_TIME_MODEL_FIELDS = ("refine_passes", "self_support", "blocks_per_sample")
 
 
 def check_test_time_model(trained: ModelConfig, asked: ModelConfig, *, export: bool) -> None:
@@ -416,7 +420,8 @@ PRESETS: dict[str, Config] = {
     # only those similarity maps (no raw skips). Every learned thing that reads features learned
     # what generated objects look like and lost photographs. A round of self-support matching
     # pulls the prototypes towards the query's own confident pixels; the decoder's blocks run at
-    # stride 8, once per query on the L samples' mean, so each sample costs two similarity maps.
+    # stride 8, on the L samples' mean, each sample adding that correction to its own matcher
+    # rule (model.blocks_per_sample), so that each sample costs little.
     # The built-in objects wear crops of photographs and are as large as photographs' objects,
     # up to 1.2 times the image side (close-ups overflow the frame): trained on smaller targets,
     # the decoder learned to under-segment large objects in photos. The encoder stays frozen. The
@@ -429,7 +434,7 @@ PRESETS: dict[str, Config] = {
                           decoder="matching", dilated=False, projection="identity",
                           decoder_skips=False, prototype_features="deep+mid", latent_dim=256,
                           initial_logvar=-6.0, self_support=2, self_support_in_training=1,
-                          decoder_low_resolution=True, refine_passes=2, correction_from="mean"),
+                          decoder_low_resolution=True, refine_passes=2, blocks_per_sample="none"),
         data=DataConfig(image_size=128, surfaces="photo", object_sizes=(0.6, 1.2)),
         train=TrainConfig(steps=1000, batch_size=8, lr_backbone=0.0, lr_head=2e-3,
                           lr_schedule="cosine", dice_weight=1.0, eval_every=250, eval_episodes=100),
@@ -494,7 +499,7 @@ __all__ = [
     "RUNS_DIR",
     "SEGMENT_DIR",
     "SELF_SUPPORT_FROM",
-    "CORRECTION_FROM",
+    "BLOCKS_PER_SAMPLE",
     "SEGMENT_BATCH",
     "OBJECT_SIZES",
     "SURFACES",

@@ -235,3 +235,20 @@ def test_runner_device_decides_the_clock(tiny_model, tiny_config, exported):
     assert onnx.device == torch.device("cpu")
     onnx.provider = "CUDAExecutionProvider"
     assert onnx.device == torch.device("cuda")
+
+
+@pytest.mark.slow
+def test_a_cached_export_is_made_again_when_vpi_s_code_changes(tiny_checkpoint, tmp_path,
+                                                                monkeypatch):
+    """The same checkpoint, exported by other code, may make other graphs: the cache is keyed by
+    both, so `vpi bench` never measures graphs that the code it runs would not make."""
+    from vpi.bench import source
+
+    bench = resolve_model(checkpoint=tiny_checkpoint)
+    first = source.export_folder(bench, tmp_path)
+    written = (first / "manifest.json").stat().st_mtime_ns
+    assert source.export_folder(bench, tmp_path) == first  # unchanged: reused
+    assert (first / "manifest.json").stat().st_mtime_ns == written
+    monkeypatch.setattr(source, "code_digest", lambda: "0ther0de")
+    second = source.export_folder(bench, tmp_path)
+    assert second != first and (second / "manifest.json").is_file()

@@ -94,4 +94,4 @@ def test_scoring_may_change_the_refinement_of_a_checkpoint_and_nothing_it_traine
     assert refused.returncode != 0
     assert refused.stderr.strip().splitlines() == [
         "error: model.latent_dim: the checkpoint's weights fix the model; only "
-        "refine_passes, self_support, correction_from may change"]
+        "refine_passes, self_support, blocks_per_sample may change"]

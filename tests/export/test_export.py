@@ -198,14 +198,22 @@ def test_the_similarity_map_extension_exports_with_parity(tiny_config, tmp_path,
     {"decoder_low_resolution": True, "self_support_from": "matcher"},
     {"decoder_low_resolution": True, "refine_passes": 3, "self_support": 2,
      "self_support_in_training": 1},
-    {"decoder_low_resolution": True, "self_support": 2, "correction_from": "mean"},
+    {"decoder_low_resolution": True, "self_support": 2, "blocks_per_sample": "none"},
 ])
 def test_the_matching_decoder_exports_with_parity(tiny_config, tmp_path, options):
     """The demo's decoder (fg and bg prototypes in z, an undilated encoder, a fixed identity
     projection, no skips, a round of self-support, its samples summarised at stride 8, the
-    round's first decision from the matcher, the mean refined along the query's edges, the
-    correction made once on the prototypes' mean) goes through ONNX unchanged: the graphs'
-    contract does not move."""
+    round's first decision from the matcher, the mean refined along the query's edges, passes
+    on the samples' mean) goes through ONNX unchanged: the graphs' contract does not move."""
+    checkpoint = _matching_checkpoint(tiny_config, tmp_path, **options)
+    manifest = json.loads(export_model(checkpoint, tmp_path / "export").read_text())
+    report = manifest["parity"]["onnxruntime"]
+    assert {"probability", "variance", "entropy", "mutual_information"} <= set(report["max_error"])
+    assert max(report["max_error"].values()) <= report["tolerance"]
+
+
+def _matching_checkpoint(tiny_config, tmp_path, **options) -> Path:
+    """An untrained checkpoint of the demo's matching decoder on the tiny encoder."""
     import dataclasses
 
     model_config = dataclasses.replace(
@@ -214,9 +222,32 @@ def test_the_matching_decoder_exports_with_parity(tiny_config, tmp_path, options
         **{"self_support": 1, **options})
     config = dataclasses.replace(tiny_config, model=model_config)
     torch.manual_seed(0)
-    checkpoint = save_checkpoint(tmp_path / "match.pt", VPIModel(model_config).eval(), config,
-                                 step=0)
-    manifest = json.loads(export_model(checkpoint, tmp_path / "export").read_text())
+    return save_checkpoint(tmp_path / "match.pt", VPIModel(model_config).eval(), config, step=0)
+
+
+@pytest.mark.slow
+def test_an_export_fixes_the_test_time_fields_it_is_given(tiny_config, tmp_path):
+    """`vpi export --set model.blocks_per_sample=none`: the graphs are built, and checked,
+    with the field changed, and the manifest says so; the checkpoint is unchanged."""
+    checkpoint = _matching_checkpoint(tiny_config, tmp_path, self_support=2,
+                                      decoder_low_resolution=True)
+    before = file_sha256(checkpoint)
+    manifest = json.loads(export_model(checkpoint, tmp_path / "export",
+                                       test_time={"blocks_per_sample": "none"}).read_text())
+    assert manifest["config"]["model"]["blocks_per_sample"] == "none"
     report = manifest["parity"]["onnxruntime"]
-    assert {"probability", "variance", "entropy", "mutual_information"} <= set(report["max_error"])
     assert max(report["max_error"].values()) <= report["tolerance"]
+    assert file_sha256(checkpoint) == before
+
+
+def test_an_export_refuses_a_field_the_weights_fix(tiny_config, tmp_path, monkeypatch, capsys):
+    from runtime.helpers import run_cli
+
+    checkpoint = _matching_checkpoint(tiny_config, tmp_path)
+    code, _, err = run_cli(monkeypatch, capsys, "export", checkpoint, "--out", tmp_path / "out",
+                           "--set", "model.latent_dim=8", "--set", "train.steps=3")
+    assert code != 0
+    assert "model.latent_dim, train.steps" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="model.latent_dim: the checkpoint's weights fix"):
+        export_model(checkpoint, tmp_path / "out", test_time={"latent_dim": 8})

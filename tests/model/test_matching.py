@@ -88,8 +88,10 @@ def test_loss_trains_the_correction_and_leaves_the_encoder_alone() -> None:
      ({"self_support": 4}, "model.self_support is 4"),
      ({"self_support": 1, "self_support_in_training": 2}, "self_support_in_training is 2"),
      ({"decoder": "features", "self_support_in_training": 0}, "options of model.decoder"),
-     ({"decoder": "features", "correction_from": "mean"}, "options of model.decoder"),
-     ({"correction_from": "median"}, "model.correction_from is 'median'")],
+     ({"decoder": "features", "blocks_per_sample": "none"}, "options of model.decoder"),
+     ({"blocks_per_sample": "median"}, "model.blocks_per_sample is 'median'"),
+     ({"decoder": "features", "projection": "learned", "decoder_skips": True,
+       "similarity_map": True, "prototype_features": "deep+mid"}, "needs model.dilated true")],
 )
 def test_bad_matching_options_are_one_clear_error(model: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -188,9 +190,16 @@ def _with_correction(model: VPIModel) -> VPIModel:
     return model
 
 
+def _block_inputs(model: VPIModel) -> list[int]:
+    """The batch size of every pass through the decoder's blocks, as the model runs."""
+    inputs: list[int] = []
+    model.decoder.block8.register_forward_hook(lambda _m, args, _o: inputs.append(args[0].shape[0]))
+    return inputs
+
+
 @pytest.mark.parametrize("rounds", [0, 2])
 @torch.no_grad()
-def test_correction_on_the_mean_decides_one_prototype_as_before(rounds: int) -> None:
+def test_blocks_on_the_mean_decide_one_prototype_as_before(rounds: int) -> None:
     from vpi.config import replace
 
     model = _with_correction(_model(self_support=rounds, decoder_low_resolution=True))
@@ -198,37 +207,63 @@ def test_correction_on_the_mean_decides_one_prototype_as_before(rounds: int) -> 
     features = model.encoder(batch.query_image)
     z = torch.randn(4, 1, 48)
     each = model.decode(features, z, (64, 64))
-    model.use_test_time(replace(model.config, correction_from="mean"))
+    model.use_test_time(replace(model.config, blocks_per_sample="none"))
     torch.testing.assert_close(model.decode(features, z, (64, 64)), each)
 
 
+@pytest.mark.parametrize(("passes", "expected"), [("all", [20, 20, 20]), ("none", [4, 4, 4])])
 @torch.no_grad()
-def test_correction_on_the_mean_runs_the_blocks_once_per_query_and_keeps_each_sample_s_rule(
-) -> None:
-    """L = 5 prototypes: the blocks see B maps, not B x L; each sample's logits are the mean's
-    correction plus its own matcher rule, so the samples still differ."""
-    model = _with_correction(_model(decoder_low_resolution=True, correction_from="mean"))
+def test_blocks_per_sample_sets_which_passes_see_every_sample(passes: str, expected: list[int]
+                                                               ) -> None:
+    """4 queries, L = 5, two self-support rounds: three passes through the blocks, each over
+    B x L maps or over the B means."""
+    model = _model(self_support=2, decoder_low_resolution=True, blocks_per_sample=passes)
+    inputs = _block_inputs(model)
+    features = model.encoder(_batch().query_image)
+    model.decode(features, torch.randn(4, 5, 48), None)
+    assert inputs == expected
+
+
+@pytest.mark.parametrize("rounds", [0, 1])
+@torch.no_grad()
+def test_blocks_on_the_mean_keep_each_sample_s_rule_and_its_own_confident_pixels(rounds: int
+                                                                                 ) -> None:
+    """Each decision of a sample is the mean's learned correction plus its own matcher rule, and
+    a self-support round moves each sample towards the pixels that decision is confident of: the
+    samples still differ, as when each ran the blocks."""
+    from vpi.model.nets import _self_supported
+
+    model = _with_correction(_model(decoder_low_resolution=True, blocks_per_sample="none",
+                                    self_support=rounds))
     batch = _batch()
     features = model.encoder(batch.query_image)
     keys = model.prior_net.project(model.prototype_features(features))
     z = torch.randn(4, 5, 48)
-    inputs: list[int] = []
-    model.decoder.block8.register_forward_hook(lambda _m, args, _o: inputs.append(args[0].shape[0]))
     logits = model.decode(features, z, None)
-    assert inputs == [4]
     decoder, size = model.decoder, logits.shape[-2:]
-    mean = z.mean(1, keepdim=True)
-    rule = lambda prototypes: F.interpolate(  # noqa: E731
-        decoder.match_logits(keys, prototypes), size=size, mode="bilinear", align_corners=False)
-    expected = decoder._decide(features, mean, keys) - rule(mean) + rule(z)
+
+    def rule(prototypes: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(decoder.match_logits(keys, prototypes), size=size, mode="bilinear",
+                             align_corners=False)
+
+    def decision(prototypes: torch.Tensor) -> torch.Tensor:
+        mean = prototypes.mean(1, keepdim=True)
+        return decoder._decide(features, mean, keys) - rule(mean) + rule(prototypes)
+
+    expected = decision(z)
+    for _ in range(rounds):
+        confident = F.interpolate(expected.flatten(0, 1)[:, None], size=keys.shape[-2:],
+                                  mode="bilinear", align_corners=False)
+        z = _self_supported(z, keys, confident)
+        expected = decision(z)
     torch.testing.assert_close(logits, expected)
     assert float(logits.std(1).min()) > 0
 
 
 @torch.no_grad()
-def test_correction_on_the_mean_is_close_to_each_sample_s_for_close_prototypes() -> None:
-    """The samples of a trained prior lie close together: the correction on their mean stands
-    for theirs (what makes it a test-time setting of a trained model)."""
+def test_blocks_on_the_mean_stay_close_to_each_sample_s_for_close_prototypes() -> None:
+    """The samples of a trained prior lie close together: passes on their mean stand for theirs
+    (what makes this a test-time setting of a trained model)."""
     from vpi.config import replace
 
     model = _with_correction(_model(self_support=2, decoder_low_resolution=True))
@@ -236,18 +271,17 @@ def test_correction_on_the_mean_is_close_to_each_sample_s_for_close_prototypes()
     features = model.encoder(batch.query_image)
     z = torch.randn(4, 1, 48) + 0.01 * torch.randn(4, 6, 48)
     each = torch.sigmoid(model.decode(features, z, (64, 64)))
-    model.use_test_time(replace(model.config, correction_from="mean"))
-    once = torch.sigmoid(model.decode(features, z, (64, 64)))
-    assert float((once - each).abs().max()) < 0.02
-    assert float((once - each).abs().max()) > 0
+    model.use_test_time(replace(model.config, blocks_per_sample="none"))
+    fewer = torch.sigmoid(model.decode(features, z, (64, 64)))
+    assert float((fewer - each).abs().max()) < 0.02
+    assert float((fewer - each).abs().max()) > 0
 
 
-def test_training_computes_the_correction_on_each_sample() -> None:
+def test_training_runs_every_pass_on_each_sample() -> None:
     """A training step decodes the posterior's and the prior's samples side by side: their mean
-    is not a prototype of either, so training never takes the correction once."""
-    model = _model(likelihood_z="both", correction_from="mean").train()
-    inputs: list[int] = []
-    model.decoder.block8.register_forward_hook(lambda _m, args, _o: inputs.append(args[0].shape[0]))
+    is not a prototype of either, so training never runs a pass on it."""
+    model = _model(likelihood_z="both", blocks_per_sample="none").train()
+    inputs = _block_inputs(model)
     model(_batch())
     assert inputs == [8]
 

@@ -1,7 +1,8 @@
 """Which model `vpi bench` measures, and the files each backend needs for it.
 
 A checkpoint runs on PyTorch, an export folder on the other backends. Given one, the other
-is made or stood in for: a checkpoint is exported once into a cache folder (keyed by its sha256),
+is made or stood in for: a checkpoint is exported once into a cache folder (keyed by its sha256
+and by vpi's own source, so that a change of the code that makes the graphs is measured),
 and an export folder without a checkpoint gives PyTorch a model of the same config with random
 weights. Latency does not depend on the weights, so a preset with random weights is a fair stand-in
 when no trained model exists; every report says which case it measured.
@@ -9,6 +10,7 @@ when no trained model exists; every report says which case it measured.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -167,7 +169,8 @@ def export_folder(
     """The export folder to run: the ONNX graphs, plus the files of ``engine`` when it is not onnx.
 
     An export folder given by the user is used as it is; otherwise the checkpoint is exported
-    into ``cache_dir/exports/<sha256>/<engine>`` once and reused while the checkpoint is unchanged.
+    into ``cache_dir/exports/<sha256>-<code>/<engine>`` once and reused while neither the
+    checkpoint nor vpi's source changes.
     """
     if bench.engine_dir is not None:
         return bench.engine_dir
@@ -175,12 +178,24 @@ def export_folder(
 
     bench = ensure_checkpoint(bench, cache_dir)
     digest = file_sha256(bench.checkpoint)
-    folder = Path(cache_dir) / "exports" / digest[:16] / engine
+    folder = Path(cache_dir) / "exports" / f"{digest[:16]}-{code_digest()}" / engine
     if not _cached(folder, digest, engine):
         if announce:
             announce(f"exporting {bench.checkpoint} to {folder} ({engine}; once, then cached)")
         export_model(bench.checkpoint, folder, engine=engine, force=True)
     return folder
+
+
+@functools.cache
+def code_digest() -> str:
+    """A digest of vpi's Python source: the same checkpoint exported by other code may make other
+    graphs (a test-time option's new meaning), and a stale cached export would be measured."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
 
 
 def _cached(folder: Path, digest: str, engine: str) -> bool:

@@ -49,6 +49,7 @@ def export_model(
     gate: GateSettings | None = None,
     calibration: CalibrationSource | None = None,
     data: dict[str, Any] | None = None,
+    test_time: dict[str, Any] | None = None,
 ) -> Path:
     """Export ``checkpoint`` to ``out_dir``; returns the path of the written manifest.json.
 
@@ -60,13 +61,14 @@ def export_model(
     PyTorch at fp32 like the graphs, and a reduced precision must keep class-IoU within
     ``gate.margin`` points of PyTorch fp32 on ``gate.episodes`` held-out episodes, or the export
     is refused. ``data`` overrides the checkpoint's data config for those episodes (dataset,
-    root, splits). An ``out_dir`` that holds anything but an export of this same checkpoint is
+    root, splits); ``test_time`` the model's test-time fields (``load_model``), which the graphs
+    then fix. An ``out_dir`` that holds anything but an export of this same checkpoint is
     refused unless ``force``; files of ours are replaced, nothing else in the folder is touched.
     """
     request = check_engine_request(engine, precision)
     ort_version = BACKENDS["onnx"].require().__version__  # the parity check runs on it
     started = time.perf_counter()
-    model, config, state = load_model(checkpoint)
+    model, config, state = load_model(checkpoint, test_time=test_time)
     episodes_config = apply_overrides(config, {"data": data or {}})
     digest = file_sha256(checkpoint)
     out = Path(out_dir)

@@ -79,8 +79,10 @@ def write_triton_repository(
     precision: str | None = None,
     opset: int | None = None,
     force: bool = False,
+    test_time: dict[str, Any] | None = None,
 ) -> Path:
     """Write the Triton model repository of ``checkpoint`` to ``repo``; returns ``repo``.
+    ``test_time``: the model's test-time fields, as for ``export_model``.
 
     ``engine="trt"`` builds TensorRT plans (``precision`` as for ``export_model``, default fp16)
     that only load on the server's exact TensorRT version and GPU architecture. A ``repo`` that
@@ -90,7 +92,7 @@ def write_triton_repository(
     # Missing backends and unusable checkpoints fail first, before anything is written.
     trt_plan = check_engine_request(engine, precision, tuple(PLATFORMS))
     BACKENDS["onnx"].require()  # the parity check runs on it
-    model, config, _ = load_model(checkpoint)
+    model, config, _ = load_model(checkpoint, test_time=test_time)
     if not config.model.probabilistic:
         raise CheckpointError(
             f"checkpoint {str(checkpoint)!r} is the deterministic twin (model.probabilistic is "

@@ -209,13 +209,13 @@ class MatchingDecoder(_SkipDecoder):
         low_resolution: bool = False,
         self_support_from: str = "decoder",
         training_rounds: int | None = None,
-        correction_from: str = "samples",
+        blocks_per_sample: str = "all",
     ) -> None:
         super().__init__(encoder_channels, widths, skips, low_resolution)
         self.self_support = self_support  # the rounds it decides with
         self.training_rounds = self_support if training_rounds is None else training_rounds
         self.self_support_from = self_support_from
-        self.correction_from = correction_from  # at test time (ModelConfig.correction_from)
+        self.blocks_per_sample = blocks_per_sample  # at test time (ModelConfig)
         self.scale = nn.Parameter(torch.tensor(10.0))  # cosines differ by ~0.1: logits of ~1
         self.offset = nn.Parameter(torch.tensor(0.0))
         self.similarity_proj = nn.Conv2d(2, widths[0], 1)
@@ -244,23 +244,26 @@ class MatchingDecoder(_SkipDecoder):
             raise ValueError("the matching decoder needs the query's keys")
         batch, samples = z.shape[:2]
         rounds = self.training_rounds if self.training else self.self_support
-        once = self.correction_from == "mean" and not self.training
-        # With the correction once, the rounds and the blocks run on the prototypes' mean, and
-        # each sample is moved as the mean was, towards the same confident pixels of the query.
-        deciding = z.mean(1, keepdim=True) if once else z
+        once = self.blocks_per_sample == "none" and not self.training
         if rounds and self.self_support_from == "matcher":
-            logits = self.match_logits(keys, deciding).flatten(0, 1)[:, None]  # no blocks
+            logits = self.match_logits(keys, z).flatten(0, 1)[:, None]  # no blocks: cheap per L
         else:
-            logits = self._decide(features, deciding, keys)
+            logits = self._decision(features, z, keys, once)
         for _ in range(rounds):
-            confident = _upsample_to(logits, keys)
-            z = _self_supported(z, keys, confident)
-            deciding = _self_supported(deciding, keys, confident) if once else z
-            logits = self._decide(features, deciding, keys)
-        if once:
-            logits = self._corrected_rules(logits, self.match_logits(keys, deciding),
-                                           self.match_logits(keys, z))
+            z = _self_supported(z, keys, _upsample_to(logits, keys))
+            logits = self._decision(features, z, keys, once)
         return _to_logits(logits, batch, samples, out_size)
+
+    def _decision(
+        self, features: Features, z: torch.Tensor, keys: torch.Tensor, once: bool
+    ) -> torch.Tensor:
+        """Each prototype's logits (B*L, 1, h', w'): its own pass through the blocks, or, ``once``,
+        one pass on the prototypes' mean, whose learned correction each adds to its own rule."""
+        if not once:
+            return self._decide(features, z, keys)
+        mean = z.mean(1, keepdim=True)
+        return self._corrected_rules(self._decide(features, mean, keys),
+                                     self.match_logits(keys, mean), self.match_logits(keys, z))
 
     def _decide(self, features: Features, z: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """Logits (B*L, 1, h', w') at the finest block's resolution."""
@@ -289,11 +292,10 @@ def _self_supported(z: torch.Tensor, keys: torch.Tensor, logits: torch.Tensor) -
     """Prototypes z (B, L, 2d) moved towards the query's own: its confident foreground and
     background pixels, pooled, are nearer its other pixels than the support's prototypes, which
     differ in pose, light and background. keys (B, d, h, w); logits (B*L, 1, h, w) at the keys'
-    resolution, or (B, 1, h, w): one decision that moves all L alike. Domain-free (nothing is
-    learned); a prototype with no confident pixel stays as it was. Broadcast over L rather than
-    repeated, so that L stays a dynamic axis in ONNX."""
-    batch, _, width = z.shape
-    probability = torch.sigmoid(logits).unflatten(0, (batch, -1))  # (B, L or 1, 1, h, w)
+    resolution. Domain-free (nothing is learned); a prototype with no confident pixel stays as it
+    was. Broadcast over L rather than repeated, so that L stays a dynamic axis in ONNX."""
+    batch, samples, width = z.shape
+    probability = torch.sigmoid(logits).unflatten(0, (batch, samples))  # (B, L, 1, h, w)
     keys = keys[:, None]  # (B, 1, d, h, w)
     own = F.normalize(z.unflatten(2, (2, width // 2)), dim=-1)  # (B, L, 2, d)
     (fg_threshold, fg_weight), (bg_threshold, bg_weight) = SELF_SUPPORT.values()

@@ -41,7 +41,7 @@ class VPIModel(nn.Module):
             MatchingDecoder(channels, config.decoder_channels, config.decoder_skips,
                             config.self_support, config.decoder_low_resolution,
                             config.self_support_from, config.self_support_in_training,
-                            config.correction_from)
+                            config.blocks_per_sample)
             if matching else
             SegmentationDecoder(channels, config.latent_dim, config.decoder_channels,
                                 similarity_map=config.similarity_map,
@@ -56,7 +56,7 @@ class VPIModel(nn.Module):
         self.config = config
         if isinstance(self.decoder, MatchingDecoder):
             self.decoder.self_support = config.self_support
-            self.decoder.correction_from = config.correction_from
+            self.decoder.blocks_per_sample = config.blocks_per_sample
 
     @property
     def shot_rule(self) -> str:
