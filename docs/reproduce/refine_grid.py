@@ -4,14 +4,17 @@
     python docs/reproduce/refine_grid.py CKPT photos     # ../shared/realphoto, split all
     python docs/reproduce/refine_grid.py time N          # ms per 128 px query, N passes, PyTorch
 
-Scores a checkpoint at L = 1 with the refinement off and with each guided-filter setting below
-(passes, subsampling, window radius on the subsampled grid, regularisation), by setting
-``vpi.model.refine``'s constants for the run. The built-in list (seed 1) is not the test list
+Scores a checkpoint's unrefined mean probability (L = 6, decoded once per episode) refined by each
+guided-filter setting below (passes, subsampling, window radius on the subsampled grid,
+regularisation), by setting ``vpi.model.refine``'s constants, and thresholded at the model's
+threshold; class-IoU pooled as `vpi eval` pools it. The built-in list (seed 1) is not the test list
 (seed 0) that README's figures use, so choosing on it does not tune on the test. (The bilateral
 filter the refinement first was is this file and vpi/model/refine.py at commit 7f4e3f8; ``time 10``
-with that commit's vpi/model/refine.py times its ten iterations.)
+with that commit's vpi/model/refine.py times its ten iterations. Before 2026-12-07 this file
+scored L = 1 for each setting, which is how the passes were chosen.)
 """
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -22,29 +25,57 @@ import vpi.model.refine as refine
 from vpi.checkpoint import load_model
 from vpi.config import apply_overrides
 from vpi.data import build_episodes
-from vpi.eval.scoring import evaluate_model
+from vpi.data.episode import IGNORE_INDEX, collate_episodes
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 PHOTOS = {"dataset": "fss", "root": str(SHARED / "realphoto"),
           "splits": str(SHARED / "realphoto-splits" / "all")}
-SETTINGS = [(1, 4, 4, 1e-3), (2, 4, 4, 1e-3), (3, 4, 4, 1e-3)]
+SAMPLES = 6
+SETTINGS = [(0, 4, 4, 1e-3)] + [
+    (passes, 4, radius, epsilon)
+    for passes, radius in ((1, 4), (2, 3), (2, 4), (3, 4), (2, 6))
+    for epsilon in (1e-2, 1e-3, 3e-4, 1e-4, 3e-5)
+]
 
 
 def main(checkpoint: str, where: str = "builtin") -> None:
     model, config, _ = load_model(checkpoint)
     photos = where == "photos"
     data = apply_overrides(config, {"data": PHOTOS} if photos else {}).data
-    # as `vpi eval CKPT -L 1` scores the photos, and `--episodes 300 --seeds 1` the built-in data
+    # as `vpi eval CKPT` scores the photos, and `--episodes 300 --seeds 1` the built-in data
     count, seed = (config.eval.episodes, 0) if photos else (300, 1)
     episodes = build_episodes(data, "test", shots=1, episodes=count, seed=seed)
-    for setting in [None, *SETTINGS]:
-        passes = 0 if setting is None else setting[0]
-        if setting is not None:
-            _, refine.SUBSAMPLE, refine.RADIUS, refine.EPSILON = setting
-        overrides = {"model": {"refine_passes": passes}}
-        model.use_test_time(apply_overrides(config, overrides).model)
-        iou = evaluate_model(model, episodes, samples=1, seed=seed)["class_iou"]
-        print(f"{setting or 'off'}: class-IoU {100 * iou:.1f}", flush=True)
+    model.use_test_time(dataclasses.replace(config.model, refine_passes=0))
+    probability, images, masks, classes = _unrefined(model, episodes, seed)
+    for passes, refine.SUBSAMPLE, refine.RADIUS, refine.EPSILON in SETTINGS:
+        refined = refine.edge_aware_refinement(probability, images, passes)
+        iou = _class_iou(refined > config.eval.threshold, masks, classes)
+        setting = (passes, refine.SUBSAMPLE, refine.RADIUS, refine.EPSILON)
+        print(f"{setting if passes else 'off'}: class-IoU {100 * iou:.1f}", flush=True)
+
+
+@torch.no_grad()
+def _unrefined(model, episodes, seed: int) -> tuple[torch.Tensor, ...]:
+    """The mean probability of L samples (N, H, W), the queries, their masks and class ids,
+    drawn in `vpi eval`'s batches of 8 from one seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    parts: list[tuple[torch.Tensor, ...]] = []
+    for start in range(0, len(episodes), 8):
+        batch = collate_episodes([episodes[i] for i in range(start, min(start + 8, len(episodes)))])
+        maps = model.predict(batch.support_images, batch.support_masks, batch.query_image,
+                             samples=SAMPLES, generator=generator)
+        parts.append((maps.probability, batch.query_image, batch.query_mask, batch.class_ids))
+    return tuple(torch.cat(column) for column in zip(*parts, strict=True))
+
+
+def _class_iou(prediction: torch.Tensor, masks: torch.Tensor, classes: torch.Tensor) -> float:
+    """Intersections and unions pooled per class, averaged over the classes."""
+    valid, target = masks != IGNORE_INDEX, masks == 1
+    intersection = (prediction & target & valid).flatten(1).sum(1).float()
+    union = ((prediction | target) & valid).flatten(1).sum(1).float()
+    per_class = [intersection[classes == c].sum() / union[classes == c].sum().clamp(min=1)
+                 for c in classes.unique()]
+    return torch.stack(per_class).mean().item()
 
 
 def time_refinement(passes: str) -> None:
