@@ -20,12 +20,14 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import Dataset
 
 import vpi.model.refine as refine
 from vpi.checkpoint import load_model
 from vpi.config import apply_overrides
 from vpi.data import build_episodes
-from vpi.data.episode import IGNORE_INDEX, collate_episodes
+from vpi.data.episode import IGNORE_INDEX, Episode, collate_episodes
+from vpi.model import VPIModel
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 PHOTOS = {"dataset": "fss", "root": str(SHARED / "realphoto"),
@@ -54,8 +56,7 @@ def main(checkpoint: str, where: str = "builtin") -> None:
         print(f"{setting if passes else 'off'}: class-IoU {100 * iou:.1f}", flush=True)
 
 
-@torch.no_grad()
-def _unrefined(model, episodes, seed: int) -> tuple[torch.Tensor, ...]:
+def _unrefined(model: VPIModel, episodes: Dataset[Episode], seed: int) -> tuple[torch.Tensor, ...]:
     """The mean probability of L samples (N, H, W), the queries, their masks and class ids,
     drawn in `vpi eval`'s batches of 8 from one seeded generator."""
     generator = torch.Generator().manual_seed(seed)
