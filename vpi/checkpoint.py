@@ -14,13 +14,7 @@ from typing import Any
 import torch
 
 from vpi import __version__
-from vpi.config import (
-    Config,
-    apply_overrides,
-    check_test_time_model,
-    config_from_dict,
-    config_to_dict,
-)
+from vpi.config import Config, apply_overrides, config_from_dict, config_to_dict
 from vpi.errors import CheckpointError, VpiError
 from vpi.io import atomic_path
 from vpi.model import VPIModel
@@ -111,10 +105,8 @@ def load_model(
             )
     model.load_state_dict(weights)
     if test_time:
-        asked = apply_overrides(config, {"model": test_time})
-        check_test_time_model(config.model, asked.model, export=False)
-        model.use_test_time(asked.model)
-        config = asked
+        config = apply_overrides(config, {"model": test_time})
+        model.use_test_time(config.model)
     return model.to(device).eval(), config, state
 
 

@@ -80,7 +80,8 @@ def run_evaluation(
         selection[str(path)] = source.selection
         config = apply_overrides(source.config, overrides)
         if config.model != source.config.model:
-            check_test_time_model(source.config.model, config.model, export=is_export)
+            if is_export:
+                check_test_time_model(source.config.model, config.model, export=True)
             source.model.use_test_time(config.model)
         label = _label(config, group, path, compare, tally.runs)
         grid = _grid(config, seeds, shots, samples, aggregations)

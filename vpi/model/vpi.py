@@ -8,7 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vpi.config import DEFAULT_SAMPLES, MAX_SAMPLES, MAX_SHOTS, ModelConfig
+from vpi.config import (
+    DEFAULT_SAMPLES,
+    MAX_SAMPLES,
+    MAX_SHOTS,
+    ModelConfig,
+    check_test_time_model,
+)
 from vpi.data.episode import IGNORE_INDEX, EpisodeBatch
 from vpi.graphs import SampleMaps, binary_entropy, draw_noise, summarise_samples
 from vpi.model.backbone import Features, build_backbone
@@ -51,8 +57,9 @@ class VPIModel(nn.Module):
                 nn.init.constant_(head.logvar.bias, config.initial_logvar)
 
     def use_test_time(self, config: ModelConfig) -> None:
-        """Score with ``config``, which differs from the trained one at most in fields that no
-        weight depends on (``TEST_TIME_MODEL_FIELDS``, checked by ``check_test_time_model``)."""
+        """Score with ``config``, which may differ from the model's own only in fields that no
+        weight depends on (``TEST_TIME_MODEL_FIELDS``); anything else is a ``ConfigError``."""
+        check_test_time_model(self.config, config, export=False)
         self.config = config
         if isinstance(self.decoder, MatchingDecoder):
             self.decoder.self_support = config.self_support
