@@ -57,6 +57,10 @@ def test_overrides_from_cli_strings_are_typed():
         ({"model": {"nope": 1}}, "unknown config field 'model.nope'"),
         ({"data": {"image_size": 100}}, "multiple of 8"),
         ({"train": {"kl_free_bits": -0.5}}, "train.kl_free_bits must be at least 0 nats"),
+        ({"train": {"dice_on_refined": True, "dice_weight": 1.0}},
+         "needs train.dice_weight above 0 and model.refine_passes of at least 1"),
+        ({"train": {"dice_on_refined": True}, "model": {"refine_passes": 2}},
+         "needs train.dice_weight above 0"),
     ],
 )
 def test_bad_overrides_are_one_clear_error(override, message):

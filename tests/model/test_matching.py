@@ -75,6 +75,21 @@ def test_loss_trains_the_correction_and_leaves_the_encoder_alone() -> None:
     assert model.prior_net.mean.weight.grad is None
 
 
+def test_dice_on_refined_scores_the_map_that_test_time_thresholds() -> None:
+    model = _model(refine_passes=2).train()
+    batch, noise = _batch(), torch.randn(4, 48)
+    gradients, losses = [], []
+    for on_refined in (False, True):
+        model.zero_grad()
+        losses.append(model(batch, noise, dice_weight=1.0, dice_on_refined=on_refined))
+        losses[-1]["loss"].backward()
+        gradients.append(model.decoder.scale.grad.clone())
+    decoded, refined = losses
+    torch.testing.assert_close(refined["ce"], decoded["ce"])  # the same decoder, the same maps
+    assert not torch.allclose(refined["dice"], decoded["dice"])
+    assert not torch.allclose(gradients[1], gradients[0])  # the refined Dice reaches the decoder
+
+
 @pytest.mark.parametrize(
     ("model", "message"),
     [({"latent_dim": 47, "projection": "learned"}, "must be even"),

@@ -168,6 +168,7 @@ class VPIModel(nn.Module):
         similarity_weight: float = 0.0,
         dice_weight: float = 0.0,
         free_bits: float = 0.0,
+        dice_on_refined: bool = False,
     ) -> dict[str, torch.Tensor]:
         """The training objective of Eq. 4: cross-entropy + KL(q || p).
 
@@ -182,7 +183,9 @@ class VPIModel(nn.Module):
         ``similarity_weight`` adds ``similarity_loss`` (0 leaves the objective the paper's).
         ``dice_weight`` adds ``soft_dice_loss``: it scores each episode's mask as a whole, so a
         small target counts as much as a large one, as in IoU; per-pixel cross-entropy lets the
-        few pixels of a small target count for little.
+        few pixels of a small target count for little. ``dice_on_refined`` scores that term on
+        each sample's map after ``refine_passes`` of edge-aware refinement, the map test time
+        thresholds, so the decoder learns maps that refine well.
         """
         mean_p, logvar_p = self.shot_priors(batch.support_images, batch.support_masks)
         mean_p, var_p = aggregate_priors(mean_p, logvar_p, self.shot_rule)
@@ -203,7 +206,10 @@ class VPIModel(nn.Module):
         per_sample = ce
         terms = {"ce": ce.mean().detach(), "kl": kl.mean().detach()}
         if dice_weight:
-            dice = soft_dice_loss(logits, target[:, None], valid[:, None])
+            probability = torch.sigmoid(logits)
+            if dice_on_refined:
+                probability = self._refined_samples(probability, batch.query_image)
+            dice = soft_dice_loss(probability, target[:, None], valid[:, None])
             per_sample = per_sample + dice_weight * dice
             terms["dice"] = dice.mean().detach()
         likelihood = per_sample[:, :1] if posterior is not None else per_sample[:, :0]
@@ -217,6 +223,14 @@ class VPIModel(nn.Module):
             loss = loss + similarity_weight * match
             terms["match"] = match.mean().detach()
         return {"loss": loss.mean(), **terms}
+
+    def _refined_samples(self, probability: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """Each sample's probability map (B, S, H, W) refined along its query's edges (B, 3, H, W)."""
+        batch, samples = probability.shape[:2]
+        images = images[:, None].expand(-1, samples, -1, -1, -1).flatten(0, 1)
+        refined = edge_aware_refinement(probability.flatten(0, 1), images,
+                                        self.config.refine_passes)
+        return refined.unflatten(0, (batch, samples))
 
     def _likelihood_prototypes(
         self, features: Features, target: torch.Tensor, mean_p: torch.Tensor,
@@ -257,11 +271,13 @@ class VPIModel(nn.Module):
         return loss.sum((1, 2)) / weight.sum((1, 2)).clamp(min=1e-6)
 
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def soft_dice_loss(
+    probability: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor:
     """1 - soft Dice of the foreground probability per episode (and sample), over valid pixels:
-    logits (..., H, W) -> (...); the +1 keeps an all-background target finite (predicting none
-    of it scores 0 loss)."""
-    probs = torch.sigmoid(logits) * valid
+    probability (..., H, W) -> (...); the +1 keeps an all-background target finite (predicting
+    none of it scores 0 loss)."""
+    probs = probability * valid
     target = target * valid
     overlap = (probs * target).sum((-2, -1))
     return 1 - (2 * overlap + 1) / (probs.sum((-2, -1)) + target.sum((-2, -1)) + 1)

@@ -237,7 +237,7 @@ def _step(
     with autocast(device, use_amp):
         losses = network(batch.to(device), noise.to(device), train_cfg.kl_weight,
                          train_cfg.similarity_weight, train_cfg.dice_weight,
-                         train_cfg.kl_free_bits)
+                         train_cfg.kl_free_bits, train_cfg.dice_on_refined)
     run.optimizer.zero_grad(set_to_none=True)
     scaler.scale(losses["loss"]).backward()
     scaler.step(run.optimizer)
