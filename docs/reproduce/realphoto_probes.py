@@ -6,6 +6,7 @@
     python docs/reproduce/realphoto_probes.py reset CKPT ssp     # row S'': self-support added
     python docs/reproduce/realphoto_probes.py ssp                # the matcher + self-support
     python docs/reproduce/realphoto_probes.py area CKPT          # rows U-W: area per photo class
+    python docs/reproduce/realphoto_probes.py errors CKPT        # where the wrong pixels are
 
 ``matcher`` scores PANet's rule on ../shared/realphoto (split ``all``, 1-shot, 128 px) with
 MobileNetV2's block-13 features dilated as the models' encoder was, and undilated as
@@ -16,7 +17,10 @@ matching added to its matching decoder (``ssp``), on the built-in fold and on th
 photos, 300 episodes each, L = 1. ``ssp`` scores the matcher with and without one round of
 self-support matching (the model's ``_self_supported``, nothing learned) on the photos, 445
 episodes. ``area`` prints, per photo class (300 episodes, L = 1), the class-IoU and the predicted
-over the true foreground area, with the checkpoint's correction and with it zeroed.
+over the true foreground area, with the checkpoint's correction and with it zeroed. ``errors``
+scores the checkpoint as `vpi eval` does (the test lists, L = 6, its own threshold) and prints,
+as fractions of the target's area, the target pixels it missed and the pixels it wrongly took:
+on the built-in data split into other objects' pixels and background.
 """
 
 import sys
@@ -153,6 +157,36 @@ def area(checkpoint: str) -> None:
                   f"area {counts['said'][class_id] / counts['true'][class_id]:.2f}")
 
 
+def errors(checkpoint: str) -> None:
+    from vpi.data import collate_episodes
+    from vpi.data.episode import IGNORE_INDEX
+
+    model, own, _ = load_model(checkpoint, torch.device("cpu"))
+    for name, data in (("built-in", {}), ("photos", PHOTOS)):
+        config = apply_overrides(own, {"data": data})
+        dataset = build_episodes(config.data, "test", shots=1, episodes=config.eval.episodes,
+                                 seed=0)
+        generator = torch.Generator().manual_seed(0)
+        totals = torch.zeros(5)  # target, missed, taken on other objects, on background, taken
+        for start in range(0, len(dataset), 8):
+            episodes = [dataset[i] for i in range(start, min(start + 8, len(dataset)))]
+            batch = collate_episodes(episodes)
+            maps = model.predict(batch.support_images, batch.support_masks, batch.query_image,
+                                 samples=6, generator=generator)
+            valid = batch.query_mask != IGNORE_INDEX
+            said = (maps.probability > config.eval.threshold) & valid
+            true = batch.query_mask == 1
+            wrong = said & ~true
+            objects = (torch.stack([e.query_objects for e in episodes]).bool()
+                       if episodes[0].query_objects is not None else torch.zeros_like(true))
+            totals += torch.tensor([true.sum(), (true & ~said).sum(), (wrong & objects).sum(),
+                                    (wrong & ~objects).sum(), wrong.sum()]).float()
+        target, missed, on_objects, on_background, taken = (totals / totals[0]).tolist()
+        split = (f" ({on_objects:.2f} on other objects, {on_background:.2f} on background)"
+                 if name == "built-in" else "")
+        print(f"{name}: missed {missed:.2f} of the target, wrongly taken {taken:.2f}{split}")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     if sys.argv[1:2] == ["matcher"]:
@@ -161,6 +195,8 @@ if __name__ == "__main__":
         matcher_self_support()
     elif sys.argv[1:2] == ["area"] and len(sys.argv) == 3:
         area(sys.argv[2])
+    elif sys.argv[1:2] == ["errors"] and len(sys.argv) == 3:
+        errors(sys.argv[2])
     elif sys.argv[1:2] == ["reset"] and len(sys.argv) == 4 and sys.argv[3] in ("proj", "head", "ssp"):
         reset(sys.argv[2], sys.argv[3])
     else:
