@@ -158,8 +158,8 @@ def area(checkpoint: str) -> None:
 
 
 def errors(checkpoint: str) -> None:
-    from vpi.data import collate_episodes
     from vpi.data.episode import IGNORE_INDEX
+    from vpi.eval.scoring import iterate_batches
 
     model, own, _ = load_model(checkpoint, torch.device("cpu"))
     for name, data in (("built-in", {}), ("photos", PHOTOS)):
@@ -168,17 +168,15 @@ def errors(checkpoint: str) -> None:
                                  seed=0)
         generator = torch.Generator().manual_seed(0)
         totals = torch.zeros(5)  # target, missed, taken on other objects, on background, taken
-        for start in range(0, len(dataset), 8):
-            episodes = [dataset[i] for i in range(start, min(start + 8, len(dataset)))]
-            batch = collate_episodes(episodes)
+        for _, batch in iterate_batches(dataset, 8):
             maps = model.predict(batch.support_images, batch.support_masks, batch.query_image,
                                  samples=6, generator=generator)
             valid = batch.query_mask != IGNORE_INDEX
             said = (maps.probability > config.eval.threshold) & valid
             true = batch.query_mask == 1
             wrong = said & ~true
-            objects = (torch.stack([e.query_objects for e in episodes]).bool()
-                       if episodes[0].query_objects is not None else torch.zeros_like(true))
+            objects = (batch.query_objects.bool() if batch.query_objects is not None
+                       else torch.zeros_like(true))  # photos: no other objects are known
             totals += torch.tensor([true.sum(), (true & ~said).sum(), (wrong & objects).sum(),
                                     (wrong & ~objects).sum(), wrong.sum()]).float()
         target, missed, on_objects, on_background, taken = (totals / totals[0]).tolist()

@@ -26,7 +26,9 @@ import vpi.model.refine as refine
 from vpi.checkpoint import load_model
 from vpi.config import apply_overrides
 from vpi.data import build_episodes
-from vpi.data.episode import IGNORE_INDEX, Episode, collate_episodes
+from vpi.data.episode import Episode
+from vpi.eval.scoring import iterate_batches
+from vpi.metrics import IoUAccumulator
 from vpi.model import VPIModel
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
@@ -51,7 +53,9 @@ def main(checkpoint: str, where: str = "builtin") -> None:
     probability, images, masks, classes = _unrefined(model, episodes, seed)
     for passes, refine.SUBSAMPLE, refine.RADIUS, refine.EPSILON in SETTINGS:
         refined = refine.edge_aware_refinement(probability, images, passes)
-        iou = _class_iou(refined > config.eval.threshold, masks, classes)
+        scores = IoUAccumulator(episodes.class_names)
+        scores.update(refined > config.eval.threshold, masks, classes)
+        iou = scores.compute()["class_iou"]
         setting = (passes, refine.SUBSAMPLE, refine.RADIUS, refine.EPSILON)
         print(f"{setting if passes else 'off'}: class-IoU {100 * iou:.1f}", flush=True)
 
@@ -61,22 +65,11 @@ def _unrefined(model: VPIModel, episodes: Dataset[Episode], seed: int) -> tuple[
     drawn in `vpi eval`'s batches of 8 from one seeded generator."""
     generator = torch.Generator().manual_seed(seed)
     parts: list[tuple[torch.Tensor, ...]] = []
-    for start in range(0, len(episodes), 8):
-        batch = collate_episodes([episodes[i] for i in range(start, min(start + 8, len(episodes)))])
+    for _, batch in iterate_batches(episodes, 8):
         maps = model.predict(batch.support_images, batch.support_masks, batch.query_image,
                              samples=SAMPLES, generator=generator)
         parts.append((maps.probability, batch.query_image, batch.query_mask, batch.class_ids))
     return tuple(torch.cat(column) for column in zip(*parts, strict=True))
-
-
-def _class_iou(prediction: torch.Tensor, masks: torch.Tensor, classes: torch.Tensor) -> float:
-    """Intersections and unions pooled per class, averaged over the classes."""
-    valid, target = masks != IGNORE_INDEX, masks == 1
-    intersection = (prediction & target & valid).flatten(1).sum(1).float()
-    union = ((prediction | target) & valid).flatten(1).sum(1).float()
-    per_class = [intersection[classes == c].sum() / union[classes == c].sum().clamp(min=1)
-                 for c in classes.unique()]
-    return torch.stack(per_class).mean().item()
 
 
 def time_refinement(passes: str) -> None:
