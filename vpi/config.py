@@ -29,6 +29,7 @@ PROTOTYPE_FEATURES = ("deep", "deep+mid")
 # similarity maps, never reading raw deep features (MatchingDecoder): it carries over to photos.
 DECODERS = ("features", "matching")
 SELF_SUPPORT_FROM = ("decoder", "matcher")  # ModelConfig.self_support_from
+MAX_BACKGROUND_PARTS = 8  # ModelConfig.background_parts
 BLOCKS_PER_SAMPLE = ("all", "none")  # ModelConfig.blocks_per_sample
 LIKELIHOOD_Z = ("prior", "posterior", "both")  # ModelConfig.likelihood_z
 LIKELIHOOD_RULES = ("mean", "best", "mixture")  # ModelConfig.likelihood_rule
@@ -102,6 +103,12 @@ class ModelConfig:
     # one round and decides with two, which scored better on photos than training with two.
     self_support: int = 0
     self_support_in_training: int | None = None
+    # Parts of the support's background (matching decoder; vpi.model.parts): this many cluster
+    # centres of the background away from the object, each a further prototype beside the
+    # background one, so that a query pixel is foreground only when nearer the foreground
+    # prototype than every background one. They are not sampled (z's Gaussian is the foreground
+    # and background prototypes); latent_dim holds 2 + parts prototypes.
+    background_parts: int = 0
     # What decides the confident pixels of the first self-support round: "decoder" (the matcher's
     # rule and the learned correction) or "matcher" (its rule alone, so that each of the L
     # samples runs the decoder's blocks once; docs/reproduce.md, "L's price").
@@ -159,6 +166,10 @@ class TrainConfig:
     # The soft Dice on each sample's map after model.refine_passes of refinement, the map test
     # time thresholds, rather than on the decoder's own (docs/reproduce.md, "Real photographs").
     dice_on_refined: bool = False
+    # Above 0, what validation scores and best.pt holds are the trained weights' exponential
+    # moving average over the steps, by this decay per step (vpi.train.averaging); 0 keeps the
+    # last step's weights, as the paper trains.
+    average_decay: float = 0.0
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     amp: bool = True  # mixed precision where CUDA is used; ignored on the CPU
@@ -209,10 +220,12 @@ def validate(config: Config) -> None:
                                     or m.self_support
                                     or m.self_support_in_training is not None
                                     or m.self_support_from != "decoder"
-                                    or m.blocks_per_sample != "all"):
+                                    or m.blocks_per_sample != "all"
+                                    or m.background_parts):
         raise ConfigError("model.projection, model.decoder_skips, model.self_support, "
-                          "model.self_support_in_training, model.self_support_from and "
-                          "model.blocks_per_sample are options of model.decoder 'matching'")
+                          "model.self_support_in_training, model.self_support_from, "
+                          "model.blocks_per_sample and model.background_parts are options of "
+                          "model.decoder 'matching'")
     if m.similarity_map and m.prototype_features == "deep+mid" and not m.dilated:
         raise ConfigError("model.similarity_map over model.prototype_features 'deep+mid' needs "
                           "model.dilated true: the map is made at the mid stage's stride, finer "
@@ -228,6 +241,7 @@ def validate(config: Config) -> None:
     _choice("data.score_at", d.score_at, ("input", "original"))
     check_range("model.latent_dim", m.latent_dim, 1, 4096)
     check_range("model.self_support", m.self_support, 0, 3)
+    check_range("model.background_parts", m.background_parts, 0, MAX_BACKGROUND_PARTS)
     if m.self_support_in_training is not None:
         check_range("model.self_support_in_training", m.self_support_in_training, 0,
                     m.self_support)
@@ -242,15 +256,20 @@ def validate(config: Config) -> None:
     check_range("eval.samples", e.samples, 1, MAX_SAMPLES)
     check_range("train.batch_size", t.batch_size, 1, 4096)
     check_range("train.steps", t.steps, 1, 10_000_000)
+    if not 0.0 <= t.average_decay < 1.0:
+        raise ConfigError(f"train.average_decay must lie in [0, 1), got {t.average_decay}")
     if t.dice_on_refined and not (t.dice_weight and m.refine_passes):
         raise ConfigError("train.dice_on_refined scores the soft Dice on the refined map: it "
                           "needs train.dice_weight above 0 and model.refine_passes of at least 1")
     if t.kl_free_bits < 0:
         raise ConfigError(f"train.kl_free_bits must be at least 0 nats, got {t.kl_free_bits}")
     check_range("eval.episodes", e.episodes, 1, 10_000_000)
-    if m.decoder == "matching" and m.latent_dim % 2:
+    prototypes = 2 + m.background_parts
+    if m.decoder == "matching" and m.latent_dim % prototypes:
         raise ConfigError(f"model.latent_dim is {m.latent_dim}; the matching decoder splits it "
-                          "into a foreground and a background prototype, so it must be even")
+                          f"into {prototypes} prototypes (foreground, background and "
+                          f"model.background_parts {m.background_parts}), so it must be a "
+                          f"multiple of {prototypes}")
     if len(m.decoder_channels) != 3 or min(m.decoder_channels) < 1:
         raise ConfigError(
             f"model.decoder_channels must be three positive widths, got {m.decoder_channels!r}"
@@ -433,18 +452,23 @@ PRESETS: dict[str, Config] = {
     # the decoder learned to under-segment large objects in photos. The encoder stays frozen. The
     # mean probability is refined along the query's colour edges (nothing learned), and the soft
     # Dice scores each sample's refined map, the one test time thresholds (train.dice_on_refined:
-    # 1.2 more photo points over two seeds, about 0.4 fewer on the built-in data).
+    # 1.2 more photo points over two seeds, about 0.4 fewer on the built-in data). Five parts of
+    # the support's background stand beside its background prototype (model.background_parts:
+    # its other objects are no longer averaged into one backdrop), and best.pt holds the
+    # weights' running average (train.average_decay); together 1.6 built-in points and 0.5 on
+    # photos.
     "demo": Config(
         name="demo",
         model=ModelConfig(backbone="mobilenet_v2", encoder_depth="mid", weights="imagenet",
                           decoder="matching", dilated=False, projection="identity",
-                          decoder_skips=False, prototype_features="deep+mid", latent_dim=256,
-                          initial_logvar=-6.0, self_support=2, self_support_in_training=1,
-                          decoder_low_resolution=True, refine_passes=2, blocks_per_sample="none"),
+                          decoder_skips=False, prototype_features="deep+mid", latent_dim=896,
+                          background_parts=5, initial_logvar=-6.0, self_support=2,
+                          self_support_in_training=1, decoder_low_resolution=True,
+                          refine_passes=2, blocks_per_sample="none"),
         data=DataConfig(image_size=128, surfaces="photo", object_sizes=(0.6, 1.2)),
         train=TrainConfig(steps=1000, batch_size=8, lr_backbone=0.0, lr_head=2e-3,
                           lr_schedule="cosine", dice_weight=1.0, dice_on_refined=True,
-                          eval_every=250, eval_episodes=100),
+                          average_decay=0.995, eval_every=250, eval_episodes=100),
         eval=EvalConfig(episodes=500),
     ),
     # Training on one's own photographs in FSS layout (`--root DIR [--splits DIR]`): the demo's

@@ -7,6 +7,7 @@
     python docs/reproduce/realphoto_probes.py ssp                # the matcher + self-support
     python docs/reproduce/realphoto_probes.py area CKPT          # rows U-W: area per photo class
     python docs/reproduce/realphoto_probes.py errors CKPT        # where the wrong pixels are
+    python docs/reproduce/realphoto_probes.py parts              # the matcher + background parts
 
 ``matcher`` scores PANet's rule on ../shared/realphoto (split ``all``, 1-shot, 128 px) with
 MobileNetV2's block-13 features dilated as the models' encoder was, and undilated as
@@ -20,7 +21,10 @@ episodes. ``area`` prints, per photo class (300 episodes, L = 1), the class-IoU 
 over the true foreground area, with the checkpoint's correction and with it zeroed. ``errors``
 scores the checkpoint as `vpi eval` does (the test lists, L = 6, its own threshold) and prints,
 as fractions of the target's area, the target pixels it missed and the pixels it wrongly took:
-on the built-in data split into other objects' pixels and background.
+on the built-in data split into other objects' pixels and background. ``parts`` scores the
+matcher's rule on the demo's prototype features (blocks 13 and 6), 1-shot, with 0, 3 and 5
+background parts (``vpi.model.parts``, nothing learned) beside the background prototype, on the
+built-in test list (500 episodes) and the photos (445).
 """
 
 import sys
@@ -40,6 +44,7 @@ from vpi.model import Features
 from vpi.model.backbone import IMAGENET_MEAN, IMAGENET_STD, build_backbone
 from vpi.model.gaussian import masked_average_pool
 from vpi.model.nets import _self_supported, prototype_similarity
+from vpi.model.parts import background_parts
 from vpi.model.weights import load_backbone_weights
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
@@ -106,6 +111,42 @@ def matcher_self_support() -> None:
                              "mid", dilated=False)
     print("matcher:", _score(PrototypeMatcher(encoder), PHOTOS, episodes=445))
     print("matcher + self-support:", _score(_SelfSupportedMatcher(encoder), PHOTOS, episodes=445))
+
+
+class _PartsMatcher(PrototypeMatcher):
+    """The matcher's rule on the demo's pooled features (deep and mid), a pixel foreground only
+    when nearer the foreground prototype than the background one and each background part."""
+
+    def __init__(self, encoder, parts: int) -> None:
+        super().__init__(encoder)
+        self.parts = parts
+
+    def _features(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(images)
+        deep = F.interpolate(features.deep, size=features.skip8.shape[-2:], mode="bilinear",
+                             align_corners=False)
+        return torch.cat([deep, features.skip8], 1)
+
+    @torch.no_grad()
+    def predict(self, support_images, support_masks, query_images, samples=1, generator=None):
+        support, masks = self._features(support_images[:, 0]), support_masks[:, 0]
+        fg = masked_average_pool(support, masks)
+        prototypes = [fg[:, None], masked_average_pool(support, 1 - masks)[:, None]]
+        if self.parts:
+            prototypes.append(background_parts(support, masks, fg, self.parts))
+        similarity = prototype_similarity(self._features(query_images), torch.cat(prototypes, 1))
+        difference = similarity[:, :1] - similarity[:, 1:].amax(1, keepdim=True)
+        maps = F.interpolate(difference, size=query_images.shape[-2:], mode="bilinear")
+        return summarise_samples(torch.sigmoid(SCALE * maps))
+
+
+def matcher_parts() -> None:
+    encoder = build_backbone("mobilenet_v2", load_backbone_weights("mobilenet_v2", "imagenet"),
+                             "mid", dilated=False)
+    for parts in (0, 3, 5):
+        matcher = _PartsMatcher(encoder, parts)
+        print(f"{parts} background parts: built-in {_score(matcher, {})}, "
+              f"photos {_score(matcher, PHOTOS, episodes=445)}")
 
 
 def reset(checkpoint: str, part: str) -> None:
@@ -191,6 +232,8 @@ if __name__ == "__main__":
         matcher_variants()
     elif sys.argv[1:2] == ["ssp"]:
         matcher_self_support()
+    elif sys.argv[1:2] == ["parts"]:
+        matcher_parts()
     elif sys.argv[1:2] == ["area"] and len(sys.argv) == 3:
         area(sys.argv[2])
     elif sys.argv[1:2] == ["errors"] and len(sys.argv) == 3:

@@ -98,7 +98,7 @@ def _mobilenet_checkpoint(tmp_path: Path, **data: object) -> Path:
         "model": {"decoder": "features", "projection": "learned", "decoder_skips": True,
                   "self_support": 0, "self_support_in_training": None,
                   "decoder_low_resolution": False, "blocks_per_sample": "all",
-                  "latent_dim": 16, "decoder_channels": [8, 8, 8]},
+                  "background_parts": 0, "latent_dim": 16, "decoder_channels": [8, 8, 8]},
         "data": {"image_size": 64, **data}, "eval": {"episodes": 8, "samples": 2}})
     torch.manual_seed(0)
     return save_checkpoint(tmp_path / "mobilenet.pt", VPIModel(config.model, pretrained=True),

@@ -199,12 +199,15 @@ def test_the_similarity_map_extension_exports_with_parity(tiny_config, tmp_path,
     {"decoder_low_resolution": True, "refine_passes": 3, "self_support": 2,
      "self_support_in_training": 1},
     {"decoder_low_resolution": True, "self_support": 2, "blocks_per_sample": "none"},
+    {"decoder_low_resolution": True, "self_support": 2, "blocks_per_sample": "none",
+     "refine_passes": 2, "background_parts": 3},
 ])
 def test_the_matching_decoder_exports_with_parity(tiny_config, tmp_path, options):
     """The demo's decoder (fg and bg prototypes in z, an undilated encoder, a fixed identity
     projection, no skips, a round of self-support, its samples summarised at stride 8, the
     round's first decision from the matcher, the mean refined along the query's edges, passes
-    on the samples' mean) goes through ONNX unchanged: the graphs' contract does not move."""
+    on the samples' mean, the background's parts) goes through ONNX unchanged: the graphs'
+    contract does not move."""
     checkpoint = _matching_checkpoint(tiny_config, tmp_path, **options)
     manifest = json.loads(export_model(checkpoint, tmp_path / "export").read_text())
     report = manifest["parity"]["onnxruntime"]
@@ -218,7 +221,8 @@ def _matching_checkpoint(tiny_config, tmp_path, **options) -> Path:
 
     model_config = dataclasses.replace(
         tiny_config.model, decoder="matching", dilated=False, projection="identity",
-        decoder_skips=False, prototype_features="deep+mid", latent_dim=80, initial_logvar=-6.0,
+        decoder_skips=False, prototype_features="deep+mid", initial_logvar=-6.0,
+        latent_dim=40 * (2 + options.get("background_parts", 0)),  # 40 pooled channels each
         **{"self_support": 1, **options})
     config = dataclasses.replace(tiny_config, model=model_config)
     torch.manual_seed(0)

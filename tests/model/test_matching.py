@@ -92,7 +92,7 @@ def test_dice_on_refined_scores_the_map_that_test_time_thresholds() -> None:
 
 @pytest.mark.parametrize(
     ("model", "message"),
-    [({"latent_dim": 47, "projection": "learned"}, "must be even"),
+    [({"latent_dim": 47, "projection": "learned"}, "must be a multiple of 2"),
      ({"latent_dim": 40}, "latent_dim must be 48"),
      ({"decoder": "features", "decoder_skips": False}, "options of model.decoder 'matching'"),
      ({"projection": "frozen"}, "model.projection is 'frozen'"),

@@ -9,6 +9,7 @@ from torch import nn
 from vpi.errors import ConfigError
 from vpi.model.backbone import Features
 from vpi.model.gaussian import masked_average_pool
+from vpi.model.parts import background_parts
 
 LOGVAR_RANGE = (-10.0, 10.0)  # keeps exp(logvar) finite in fp16 and the KL well-conditioned
 
@@ -22,21 +23,27 @@ class GaussianHead(nn.Module):
     outside the mask): the matching decoder compares a query pixel with both, which needs no
     threshold on a similarity whose level differs between images and domains. Where a half is as
     wide as the pooled features, its mean layer starts as the identity, so the untrained prototypes
-    are the plain ImageNet ones of the training-free matcher.
+    are the plain ImageNet ones of the training-free matcher. ``parts`` (with ``background``)
+    appends that many centres of the background's own pixels (``background_parts``), through the
+    same mean layer and with the smallest variance: they are not sampled, and the KL leaves them
+    out (``gaussian_dim``).
     """
 
     def __init__(
-        self, in_channels: int, latent_dim: int, background: bool = False, identity: bool = False
+        self, in_channels: int, latent_dim: int, background: bool = False, identity: bool = False,
+        parts: int = 0,
     ) -> None:
         super().__init__()
-        width = latent_dim // 2 if background else latent_dim
+        width = latent_dim // (2 + parts) if background else latent_dim
         self.background = background
+        self.parts = parts
+        self.gaussian_dim = 2 * width if background else width
         self.mean = nn.Linear(in_channels, width)
         self.logvar = nn.Linear(in_channels, width)
         if identity and width != in_channels:
             raise ConfigError(f"model.projection 'identity' keeps the {in_channels} pooled "
-                              f"channels: model.latent_dim must be {in_channels * (1 + background)}"
-                              f", got {latent_dim}")
+                              f"channels: model.latent_dim must be "
+                              f"{in_channels * ((2 + parts) if background else 1)}, got {latent_dim}")
         if width == in_channels and (background or identity):
             nn.init.eye_(self.mean.weight)
             nn.init.zeros_(self.mean.bias)
@@ -53,6 +60,10 @@ class GaussianHead(nn.Module):
         if self.background:  # slices, not chunk: chunk exports as SplitToSequence
             count = deep.shape[0]
             mean, logvar = (torch.cat([t[:count], t[count:]], 1) for t in (mean, logvar))
+        if self.parts:
+            parts = self.mean(background_parts(deep, masks, pooled[:count], self.parts))
+            mean = torch.cat([mean, parts.flatten(1)], 1)
+            logvar = torch.cat([logvar, torch.full_like(parts.flatten(1), LOGVAR_RANGE[0])], 1)
         return mean, logvar
 
     def project(self, deep: torch.Tensor) -> torch.Tensor:
@@ -210,8 +221,10 @@ class MatchingDecoder(_SkipDecoder):
         self_support_from: str = "decoder",
         training_rounds: int | None = None,
         blocks_per_sample: str = "all",
+        parts: int = 0,
     ) -> None:
         super().__init__(encoder_channels, widths, skips, low_resolution)
+        self.prototypes = 2 + parts  # foreground, background, the background's parts
         self.self_support = self_support  # the rounds it decides with
         self.training_rounds = self_support if training_rounds is None else training_rounds
         self.self_support_from = self_support_from
@@ -223,8 +236,14 @@ class MatchingDecoder(_SkipDecoder):
         nn.init.zeros_(self.head.bias)
 
     def match_logits(self, keys: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """The matcher's rule on prototypes z (B, L, 2d): logits (B, L, h, w)."""
-        return self._rule(_two_prototype_similarity(keys, z))
+        """The matcher's rule on prototypes z (B, L, n*d): logits (B, L, h, w)."""
+        return self._rule(self._similarity(keys, z))
+
+    def _similarity(self, keys: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The foreground similarity and the largest background one (B, L, 2, h, w): a pixel is
+        as near the background as it is to the nearest of its prototypes."""
+        similarity = _prototype_similarities(keys, z, self.prototypes)
+        return torch.stack([similarity[:, :, 0], similarity[:, :, 1:].amax(2)], 2)
 
     def _rule(self, similarity: torch.Tensor) -> torch.Tensor:
         """(B, L, 2, h, w) foreground and background similarities -> logits (B, L, h, w)."""
@@ -250,7 +269,7 @@ class MatchingDecoder(_SkipDecoder):
         else:
             logits = self._decision(features, z, keys, once)
         for _ in range(rounds):
-            z = _self_supported(z, keys, _upsample_to(logits, keys))
+            z = _self_supported(z, keys, _upsample_to(logits, keys), self.prototypes)
             logits = self._decision(features, z, keys, once)
         return _to_logits(logits, batch, samples, out_size)
 
@@ -267,7 +286,7 @@ class MatchingDecoder(_SkipDecoder):
 
     def _decide(self, features: Features, z: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """Logits (B*L, 1, h', w') at the finest block's resolution."""
-        similarity = _two_prototype_similarity(keys, z)  # (B, L, 2, h, w)
+        similarity = self._similarity(keys, z)  # (B, L, 2, h, w)
         match = self._rule(similarity).flatten(0, 1)[:, None]
         head = self.refine(F.relu(self.similarity_proj(similarity.flatten(0, 1))), features)
         return head + _upsample_to(match, head)
@@ -288,20 +307,23 @@ class MatchingDecoder(_SkipDecoder):
 SELF_SUPPORT = {"foreground": (0.8, 0.3), "background": (0.2, 0.7)}
 
 
-def _self_supported(z: torch.Tensor, keys: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """Prototypes z (B, L, 2d) moved towards the query's own: its confident foreground and
+def _self_supported(
+    z: torch.Tensor, keys: torch.Tensor, logits: torch.Tensor, prototypes: int = 2
+) -> torch.Tensor:
+    """Prototypes z (B, L, n*d) moved towards the query's own: its confident foreground and
     background pixels, pooled, are nearer its other pixels than the support's prototypes, which
     differ in pose, light and background. keys (B, d, h, w); logits (B*L, 1, h, w) at the keys'
     resolution. Domain-free (nothing is learned); a prototype with no confident pixel stays as it
-    was. Broadcast over L rather than repeated, so that L stays a dynamic axis in ONNX."""
+    was, and so do the background's parts (the query's background is one pool, not parts).
+    Broadcast over L rather than repeated, so that L stays a dynamic axis in ONNX."""
     batch, samples, width = z.shape
     probability = torch.sigmoid(logits).unflatten(0, (batch, samples))  # (B, L, 1, h, w)
     keys = keys[:, None]  # (B, 1, d, h, w)
-    own = F.normalize(z.unflatten(2, (2, width // 2)), dim=-1)  # (B, L, 2, d)
+    own = F.normalize(z.unflatten(2, (prototypes, width // prototypes)), dim=-1)  # (B, L, n, d)
     (fg_threshold, fg_weight), (bg_threshold, bg_weight) = SELF_SUPPORT.values()
     foreground = _mix(own[:, :, 0], keys, (probability > fg_threshold).to(keys.dtype), fg_weight)
     background = _mix(own[:, :, 1], keys, (probability < bg_threshold).to(keys.dtype), bg_weight)
-    return torch.cat([foreground, background], -1)
+    return torch.cat([foreground, background, own[:, :, 2:].flatten(2)], -1)
 
 
 def _mix(prototype: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, weight: float) -> torch.Tensor:
@@ -313,13 +335,14 @@ def _mix(prototype: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, weight
     return (1 - share) * prototype + share * pooled
 
 
-def _two_prototype_similarity(keys: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Similarity maps (B, L, 2, h, w) of the foreground and background halves of z (B, L, 2d),
-    in one pass over the keys."""
+def _prototype_similarities(keys: torch.Tensor, z: torch.Tensor, prototypes: int) -> torch.Tensor:
+    """Similarity maps (B, L, n, h, w) of the n prototypes that z (B, L, n*d) holds, in one pass
+    over the keys."""
     batch, samples, width = z.shape
-    halves = z.reshape(batch, samples * 2, width // 2)  # fg, bg of sample 0, then of sample 1, ...
-    similarity = prototype_similarity(keys, halves)
-    return similarity.view(batch, samples, 2, *similarity.shape[-2:])
+    # fg, bg, parts of sample 0, then of sample 1, ...
+    each = z.reshape(batch, samples * prototypes, width // prototypes)
+    similarity = prototype_similarity(keys, each)
+    return similarity.view(batch, samples, prototypes, *similarity.shape[-2:])
 
 
 def _to_logits(

@@ -41,13 +41,14 @@ class VPIModel(nn.Module):
         pooled = channels[0] + (channels[1] if config.prototype_features == "deep+mid" else 0)
         matching = config.decoder == "matching"
         identity = config.projection == "identity"
-        self.prior_net = GaussianHead(pooled, config.latent_dim, matching, identity)
-        self.posterior_net = GaussianHead(pooled, config.latent_dim, matching, identity)
+        parts = config.background_parts
+        self.prior_net = GaussianHead(pooled, config.latent_dim, matching, identity, parts)
+        self.posterior_net = GaussianHead(pooled, config.latent_dim, matching, identity, parts)
         self.decoder: SegmentationDecoder | MatchingDecoder = (
             MatchingDecoder(channels, config.decoder_channels, config.decoder_skips,
                             config.self_support, config.decoder_low_resolution,
                             config.self_support_from, config.self_support_in_training,
-                            config.blocks_per_sample)
+                            config.blocks_per_sample, parts)
             if matching else
             SegmentationDecoder(channels, config.latent_dim, config.decoder_channels,
                                 similarity_map=config.similarity_map,
@@ -240,7 +241,9 @@ class VPIModel(nn.Module):
         prior samples (B, S, D), each None where ``likelihood_z`` leaves it out."""
         config = self.config
         mean_q, logvar_q = self.posterior_net(self.prototype_features(features), target)
-        kl = kl_divergence(mean_q, logvar_q, mean_p, var_p.log(), free_bits)
+        gaussian = self.prior_net.gaussian_dim  # the background's parts are not z's Gaussian
+        kl = kl_divergence(mean_q[:, :gaussian], logvar_q[:, :gaussian], mean_p[:, :gaussian],
+                           var_p[:, :gaussian].log(), free_bits)
         samples = config.likelihood_samples
         if noise is None:
             noise = draw_noise((mean_p.shape[0], samples, mean_p.shape[1]), None)

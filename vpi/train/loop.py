@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from vpi.train.distributed import (
     shutdown_distributed,
     step_indices,
 )
+from vpi.train.averaging import WeightAverage
 from vpi.train.seeding import capture_rng, restore_rng, seed_everything
 
 LAST, BEST = "last.pt", "best.pt"
@@ -157,7 +159,8 @@ def _train(
             raise
     if run.best is None:  # no periodic eval ran: the last weights are the best we know
         run.selection = {**run.selection, "step": run.step}
-        run.save(BEST)
+        with run.averaged():
+            run.save(BEST)
     last = run.save(LAST)
     return TrainResult(run.run_dir, last, run.run_dir / BEST, run.step, run.best)
 
@@ -175,6 +178,11 @@ class _Run:
     step: int = 0
     best: float | None = None  # the best validation class-IoU so far
     selection: dict[str, Any] = field(default_factory=dict)  # how best.pt was chosen
+    average: WeightAverage | None = None  # train.average_decay's, where above 0
+
+    def averaged(self) -> AbstractContextManager[None]:
+        """The model holds the weights that validation scores and best.pt keeps in this block."""
+        return self.average.applied() if self.average is not None else nullcontext()
 
     @property
     def log_path(self) -> Path:
@@ -184,9 +192,10 @@ class _Run:
         """Checkpoint ``name`` in the run folder, with the RNG states (written by rank 0 only)."""
         path = self.run_dir / name
         if self.context.is_main:
+            average = {} if self.average is None else {"average": self.average.state_dict()}
             save_checkpoint(path, self.model, self.config, step=self.step, optimizer=self.optimizer,
                             extra={"rng": capture_rng(), "best_class_iou": self.best,
-                                   "selection": self.selection})
+                                   "selection": self.selection, **average})
         return path
 
 
@@ -217,6 +226,10 @@ def _start_run(
         atomic_write_text(run_dir / "config.json", json.dumps(config_to_dict(config), indent=2))
         if config.data.dataset != "builtin":
             write_splits(config.data, run_dir / "splits")
+    if config.train.average_decay:
+        run.average = WeightAverage(model, config.train.average_decay)
+        if state is not None and "average" in state:
+            run.average.load_state_dict(state["average"])
     return run
 
 
@@ -242,6 +255,8 @@ def _step(
     scaler.scale(losses["loss"]).backward()
     scaler.step(run.optimizer)
     scaler.update()
+    if run.average is not None:
+        run.average.update()
     run.step += 1
     return losses
 
@@ -263,15 +278,16 @@ def _log_step(
 def _validate(run: _Run, val_set: Dataset, device: torch.device, console: Console) -> None:
     """Score the validation episodes, log the figures, and write best.pt when class-IoU beats the
     best so far."""
-    metrics = _evaluate(run.model, val_set, run.config, device, run.context)
-    run.model.train()
-    console.print(f"step {run.step}: validation {_describe(metrics)}")
-    if run.context.is_main:
-        _append(run.log_path, {"step": run.step, "validation": metrics})
-    if run.best is None or metrics["class_iou"] > run.best:
-        run.best = metrics["class_iou"]
-        run.selection = _selection(run.config, run.step, metrics)
-        run.save(BEST)
+    with run.averaged():
+        metrics = _evaluate(run.model, val_set, run.config, device, run.context)
+        run.model.train()
+        console.print(f"step {run.step}: validation {_describe(metrics)}")
+        if run.context.is_main:
+            _append(run.log_path, {"step": run.step, "validation": metrics})
+        if run.best is None or metrics["class_iou"] > run.best:
+            run.best = metrics["class_iou"]
+            run.selection = _selection(run.config, run.step, metrics)
+            run.save(BEST)
 
 
 def _agree_on_run_dir(config: Config, run_dir: str | Path | None, context: DistContext) -> Path:
