@@ -455,8 +455,8 @@ PRESETS: dict[str, Config] = {
     # 1.2 more photo points over two seeds, about 0.4 fewer on the built-in data). Five parts of
     # the support's background stand beside its background prototype (model.background_parts:
     # its other objects are no longer averaged into one backdrop), and best.pt holds the
-    # weights' running average (train.average_decay); together 1.6 built-in points and 0.5 on
-    # photos.
+    # weights' running average (train.average_decay); together, over two seeds, 1.6 and 0.3
+    # built-in points and 0.5 and 1.1 on photos.
     "demo": Config(
         name="demo",
         model=ModelConfig(backbone="mobilenet_v2", encoder_depth="mid", weights="imagenet",

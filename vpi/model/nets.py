@@ -206,7 +206,9 @@ class MatchingDecoder(_SkipDecoder):
     gives two maps, and their scaled difference is the matcher's rule as logits: a pixel nearer
     the foreground prototype is foreground (PANet). The conv blocks read only those two maps and
     the encoder's shallow skips (where ``skips``), and add a correction that starts at zero, so the
-    untrained model is the matcher. Similarities carry over between domains where deep features
+    untrained model is the matcher. With ``parts``, z also holds that many parts of the support's
+    background (``GaussianHead``), and the background map is the largest of their similarities
+    and the background prototype's. Similarities carry over between domains where deep features
     do not: a decoder that reads deep features learns what generated objects look like, and loses
     photographs (docs/reproduce.md, "Real photographs").
     """
