@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from vpi.config import apply_overrides, get_preset
-from vpi.data import build_episodes, collate_episodes
 from vpi.errors import ConfigError
 from vpi.model import VPIModel
 from vpi.model.gaussian import masked_average_pool
 from vpi.model.nets import MatchingDecoder, _self_supported
 from vpi.model.parts import background_parts
+
+from model.test_matching import _batch
 
 MATCHING = {"decoder": "matching", "dilated": False, "projection": "identity",
             "decoder_skips": False, "initial_logvar": -6.0}
@@ -100,12 +101,6 @@ def _model(parts: int) -> VPIModel:
                                         "background_parts": parts}})
     torch.manual_seed(0)
     return VPIModel(config.model)
-
-
-def _batch():
-    data = get_preset("tiny").data
-    return collate_episodes([build_episodes(data, "test", shots=1, episodes=4, seed=0)[i]
-                             for i in range(4)])
 
 
 def test_parts_are_prototypes_of_the_prior_with_no_variance_and_no_kl() -> None:

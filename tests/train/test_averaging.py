@@ -8,8 +8,10 @@ from torch import nn
 from vpi.checkpoint import read_checkpoint
 from vpi.config import apply_overrides
 from vpi.errors import ConfigError
-from vpi.train import loop, train
+from vpi.train import train
 from vpi.train.averaging import WeightAverage
+
+from train.test_train import run_interrupted_and_resumed
 
 
 def test_the_average_follows_the_weights_by_its_decay_and_is_applied_only_inside_its_block():
@@ -47,19 +49,7 @@ def test_best_checkpoint_holds_the_average_and_last_the_trained_weights(tiny_con
 
 def test_resume_carries_the_average_on(tiny_config, tmp_path, monkeypatch):
     config = _config(tiny_config, tmp_path, steps=6, checkpoint_every=3, average_decay=0.5)
-    full = train(config, run_dir=tmp_path / "full")
-    set_rates = loop._set_learning_rates
-
-    def interrupt_at_3(optimizer, config, step):
-        if step == 3:
-            raise KeyboardInterrupt
-        set_rates(optimizer, config, step)
-
-    monkeypatch.setattr(loop, "_set_learning_rates", interrupt_at_3)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, run_dir=tmp_path / "half")
-    monkeypatch.setattr(loop, "_set_learning_rates", set_rates)
-    resumed = train(config, resume=tmp_path / "half")
+    full, resumed = run_interrupted_and_resumed(config, tmp_path, monkeypatch, at_step=3)
     a, b = (read_checkpoint(r.best_checkpoint)["model"] for r in (full, resumed))
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)

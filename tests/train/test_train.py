@@ -40,24 +40,29 @@ def test_a_few_hundred_steps_lower_the_loss(tiny_config, tmp_path):
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_config, tmp_path, schedule,
                                                                monkeypatch):
     config = _config(tiny_config, tmp_path, steps=12, checkpoint_every=6, lr_schedule=schedule)
-    full = train(config, run_dir=tmp_path / "full")
-    # The same run stopped by Ctrl-C as its 7th step begins, then resumed to step 12.
-    set_rates = loop._set_learning_rates
-
-    def interrupt_at_6(optimizer, config, step):
-        if step == 6:
-            raise KeyboardInterrupt
-        set_rates(optimizer, config, step)
-
-    monkeypatch.setattr(loop, "_set_learning_rates", interrupt_at_6)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, run_dir=tmp_path / "half")
-    monkeypatch.setattr(loop, "_set_learning_rates", set_rates)
-    resumed = train(config, resume=tmp_path / "half")
+    full, resumed = run_interrupted_and_resumed(config, tmp_path, monkeypatch, at_step=6)
     assert resumed.step == 12
     a, b = _weights(full.last_checkpoint), _weights(resumed.last_checkpoint)
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+
+
+def run_interrupted_and_resumed(config, tmp_path, monkeypatch, at_step):
+    """The run of ``config`` uninterrupted, and the same run stopped by Ctrl-C as step
+    ``at_step`` + 1 begins, then resumed to its end: their TrainResults."""
+    full = train(config, run_dir=tmp_path / "full")
+    set_rates = loop._set_learning_rates
+
+    def interrupt(optimizer, config, step):
+        if step == at_step:
+            raise KeyboardInterrupt
+        set_rates(optimizer, config, step)
+
+    monkeypatch.setattr(loop, "_set_learning_rates", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, run_dir=tmp_path / "half")
+    monkeypatch.setattr(loop, "_set_learning_rates", set_rates)
+    return full, train(config, resume=tmp_path / "half")
 
 
 def test_cosine_schedule_anneals_from_the_base_rates_to_zero(tiny_config):
