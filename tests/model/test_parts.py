@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from model.test_matching import _batch
 
 from vpi.config import apply_overrides, get_preset
 from vpi.errors import ConfigError
@@ -14,8 +15,6 @@ from vpi.model import VPIModel
 from vpi.model.gaussian import masked_average_pool
 from vpi.model.nets import MatchingDecoder, _self_supported
 from vpi.model.parts import background_parts
-
-from model.test_matching import _batch
 
 MATCHING = {"decoder": "matching", "dilated": False, "projection": "identity",
             "decoder_skips": False, "initial_logvar": -6.0}

@@ -4,14 +4,13 @@ run carries it on as the uninterrupted one would."""
 import pytest
 import torch
 from torch import nn
+from train.test_train import run_interrupted_and_resumed
 
 from vpi.checkpoint import read_checkpoint
 from vpi.config import apply_overrides
 from vpi.errors import ConfigError
 from vpi.train import train
 from vpi.train.averaging import WeightAverage
-
-from train.test_train import run_interrupted_and_resumed
 
 
 def test_the_average_follows_the_weights_by_its_decay_and_is_applied_only_inside_its_block():

@@ -35,6 +35,7 @@ from vpi.eval.uncertainty import UncertaintyAccumulator
 from vpi.io import atomic_write_text, ensure_writable_dir
 from vpi.metrics import IoUAccumulator
 from vpi.model import VPIModel
+from vpi.train.averaging import WeightAverage
 from vpi.train.distributed import (
     DistContext,
     StepShardSampler,
@@ -45,7 +46,6 @@ from vpi.train.distributed import (
     shutdown_distributed,
     step_indices,
 )
-from vpi.train.averaging import WeightAverage
 from vpi.train.seeding import capture_rng, restore_rng, seed_everything
 
 LAST, BEST = "last.pt", "best.pt"
