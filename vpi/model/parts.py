@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vpi.model.gaussian import masked_average_pool
+
 TEMPERATURE = 0.1  # of the soft assignments and seeds, on cosine similarities in [-1, 1]
 ITERATIONS = 5
 _EDGE_CELLS = 1  # feature cells around the object left out of the background's parts
@@ -49,8 +51,7 @@ def background_parts(
         weights = torch.softmax(similarity / TEMPERATURE, 1) * away[:, None]  # (N, parts, P)
         centres = torch.einsum("nkp,ncp->nkc", weights, pixels) / (weights.sum(-1, keepdim=True)
                                                                     + _EMPTY)
-    background = (pixels * (1.0 - m.flatten(1))[:, None]).sum(-1) / ((1.0 - m).sum((1, 2, 3))
-                                                                     [:, None] + _EMPTY)
+    background = masked_average_pool(features, 1.0 - masks)
     has_away = (away.sum(1) > 0.5).to(features.dtype)[:, None, None]
     return has_away * centres + (1.0 - has_away) * background[:, None]
 
