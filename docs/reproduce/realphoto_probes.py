@@ -45,6 +45,7 @@ from vpi.model.backbone import IMAGENET_MEAN, IMAGENET_STD, build_backbone
 from vpi.model.gaussian import masked_average_pool
 from vpi.model.nets import _self_supported, prototype_similarity
 from vpi.model.parts import background_parts
+from vpi.model.vpi import pooled_map
 from vpi.model.weights import load_backbone_weights
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
@@ -122,10 +123,7 @@ class _PartsMatcher(PrototypeMatcher):
         self.parts = parts
 
     def _features(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(images)
-        deep = F.interpolate(features.deep, size=features.skip8.shape[-2:], mode="bilinear",
-                             align_corners=False)
-        return torch.cat([deep, features.skip8], 1)
+        return pooled_map(self.encoder(images), "deep+mid")
 
     @torch.no_grad()
     def predict(self, support_images, support_masks, query_images, samples=1, generator=None):

@@ -79,16 +79,8 @@ class VPIModel(nn.Module):
         return [p for p in self.parameters() if id(p) not in encoder and p.requires_grad]
 
     def prototype_features(self, features: Features) -> torch.Tensor:
-        """The map the prior and posterior nets pool (N, C, h, w): the deep features, or with
-        "deep+mid" the stride-8 mid-level ones beside them. Mid-level features describe texture
-        and shape locally and carry over to unseen classes better (PFENet pools layer 2 + 3)."""
-        if self.config.prototype_features == "deep+mid":
-            deep = features.deep
-            if deep.shape[-2:] != features.skip8.shape[-2:]:  # an undilated encoder
-                deep = F.interpolate(deep, size=features.skip8.shape[-2:], mode="bilinear",
-                                     align_corners=False)
-            return torch.cat([deep, features.skip8], 1)
-        return features.deep
+        """The map the prior and posterior nets pool (``pooled_map``)."""
+        return pooled_map(features, self.config.prototype_features)
 
     def shot_priors(
         self, images: torch.Tensor, masks: torch.Tensor
@@ -272,6 +264,20 @@ class VPIModel(nn.Module):
         soft = F.adaptive_avg_pool2d((target * valid)[:, None], size)[:, 0] / weight.clamp(min=1e-6)
         loss = F.binary_cross_entropy_with_logits(logits, soft, reduction="none") * weight
         return loss.sum((1, 2)) / weight.sum((1, 2)).clamp(min=1e-6)
+
+
+def pooled_map(features: Features, kind: str) -> torch.Tensor:
+    """The map prototypes are pooled from (N, C, h, w): the deep features, or with "deep+mid"
+    (``ModelConfig.prototype_features``) the stride-8 mid-level ones beside them. Mid-level
+    features describe texture and shape locally and carry over to unseen classes better (PFENet
+    pools layer 2 + 3)."""
+    if kind == "deep+mid":
+        deep = features.deep
+        if deep.shape[-2:] != features.skip8.shape[-2:]:  # an undilated encoder
+            deep = F.interpolate(deep, size=features.skip8.shape[-2:], mode="bilinear",
+                                 align_corners=False)
+        return torch.cat([deep, features.skip8], 1)
+    return features.deep
 
 
 def soft_dice_loss(
