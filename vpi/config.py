@@ -265,7 +265,9 @@ def validate(config: Config) -> None:
         raise ConfigError(f"train.kl_free_bits must be at least 0 nats, got {t.kl_free_bits}")
     check_range("eval.episodes", e.episodes, 1, 10_000_000)
     prototypes = 2 + m.background_parts
-    if m.decoder == "matching" and m.latent_dim % prototypes:
+    # With the identity projection the width is the encoder's, so the one error a user needs
+    # names the exact latent_dim (PriorNet); a learned projection only needs the split to divide.
+    if m.decoder == "matching" and m.projection != "identity" and m.latent_dim % prototypes:
         raise ConfigError(f"model.latent_dim is {m.latent_dim}; the matching decoder splits it "
                           f"into {prototypes} prototypes (foreground, background and "
                           f"model.background_parts {m.background_parts}), so it must be a "

@@ -44,9 +44,11 @@ PROBABILITY_EPS = 1e-6  # keeps log(p) finite where a sample is certain
 
 
 def binary_entropy(probability: torch.Tensor) -> torch.Tensor:
-    """Entropy in nats of a Bernoulli(p), elementwise."""
-    p = probability.clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS)
-    return -(p * p.log() + (1 - p) * (1 - p).log())
+    """Entropy in nats of a Bernoulli(p), elementwise. Each log's argument is clamped on its own,
+    not p into [eps, 1 - eps]: in fp16, 1 - 1e-6 rounds to 1, and an fp16 engine took log(0)."""
+    p = probability.clamp(0.0, 1.0)
+    q = 1 - p
+    return -(p * p.clamp(min=PROBABILITY_EPS).log() + q * q.clamp(min=PROBABILITY_EPS).log())
 
 
 def summarise_samples(

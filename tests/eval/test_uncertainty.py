@@ -104,6 +104,15 @@ def test_sample_maps_of_agreeing_and_disagreeing_samples() -> None:
     assert binary_entropy(torch.tensor([0.0, 1.0])).max() < 1e-4
 
 
+def test_entropy_stays_finite_in_fp16() -> None:
+    """A reduced-precision engine computes the maps in fp16, where 1 - 1e-6 rounds to 1: the
+    entropy of a certain pixel must not become 0 x log(0)."""
+    entropy = binary_entropy(torch.tensor([0.0, 0.5, 1.0], dtype=torch.float16))
+    assert torch.isfinite(entropy).all()
+    torch.testing.assert_close(entropy.float(), torch.tensor([0.0, math.log(2), 0.0]),
+                               atol=1e-3, rtol=0)
+
+
 def test_failure_threshold_is_the_best_f1_cut() -> None:
     scores = [0.1, 0.2, 0.3, 0.5, 0.6, 0.7]
     failed = [False, False, True, False, True, True]

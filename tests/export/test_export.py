@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
-from runtime.helpers import copy_export, snapshot, tensorrt_missing
+from runtime.helpers import copy_export, matching_checkpoint, snapshot, tensorrt_missing
 
 from vpi import __version__
 from vpi.checkpoint import file_sha256, save_checkpoint
@@ -208,32 +208,18 @@ def test_the_matching_decoder_exports_with_parity(tiny_config, tmp_path, options
     round's first decision from the matcher, the mean refined along the query's edges, passes
     on the samples' mean, the background's parts) goes through ONNX unchanged: the graphs'
     contract does not move."""
-    checkpoint = _matching_checkpoint(tiny_config, tmp_path, **options)
+    checkpoint = matching_checkpoint(tiny_config, tmp_path, **options)
     manifest = json.loads(export_model(checkpoint, tmp_path / "export").read_text())
     report = manifest["parity"]["onnxruntime"]
     assert {"probability", "variance", "entropy", "mutual_information"} <= set(report["max_error"])
     assert max(report["max_error"].values()) <= report["tolerance"]
 
 
-def _matching_checkpoint(tiny_config, tmp_path, **options) -> Path:
-    """An untrained checkpoint of the demo's matching decoder on the tiny encoder."""
-    import dataclasses
-
-    model_config = dataclasses.replace(
-        tiny_config.model, decoder="matching", dilated=False, projection="identity",
-        decoder_skips=False, prototype_features="deep+mid", initial_logvar=-6.0,
-        latent_dim=40 * (2 + options.get("background_parts", 0)),  # 40 pooled channels each
-        **{"self_support": 1, **options})
-    config = dataclasses.replace(tiny_config, model=model_config)
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path / "match.pt", VPIModel(model_config).eval(), config, step=0)
-
-
 @pytest.mark.slow
 def test_an_export_fixes_the_test_time_fields_it_is_given(tiny_config, tmp_path):
     """`vpi export --set model.blocks_per_sample=none`: the graphs are built, and checked,
     with the field changed, and the manifest says so; the checkpoint is unchanged."""
-    checkpoint = _matching_checkpoint(tiny_config, tmp_path, self_support=2,
+    checkpoint = matching_checkpoint(tiny_config, tmp_path, self_support=2,
                                       decoder_low_resolution=True)
     before = file_sha256(checkpoint)
     manifest = json.loads(export_model(checkpoint, tmp_path / "export",
@@ -247,7 +233,7 @@ def test_an_export_fixes_the_test_time_fields_it_is_given(tiny_config, tmp_path)
 def test_an_export_refuses_a_field_the_weights_fix(tiny_config, tmp_path, monkeypatch, capsys):
     from runtime.helpers import run_cli
 
-    checkpoint = _matching_checkpoint(tiny_config, tmp_path)
+    checkpoint = matching_checkpoint(tiny_config, tmp_path)
     code, _, err = run_cli(monkeypatch, capsys, "export", checkpoint, "--out", tmp_path / "out",
                            "--set", "model.latent_dim=8", "--set", "train.steps=3")
     assert code != 0

@@ -117,8 +117,9 @@ def test_parts_are_prototypes_of_the_prior_with_no_variance_and_no_kl() -> None:
 
 
 @pytest.mark.parametrize(("model", "message"), [
-    ({"background_parts": 1, "latent_dim": 50}, "must be a multiple of 3"),
+    ({"background_parts": 1, "latent_dim": 50, "projection": "learned"}, "must be a multiple of 3"),
     ({"background_parts": 1, "latent_dim": 60}, "latent_dim must be 72"),
+    ({"background_parts": 1, "latent_dim": 50}, "latent_dim must be 72"),  # one error, exact
     ({"background_parts": 9, "latent_dim": 264}, "model.background_parts is 9"),
     ({"decoder": "features", "background_parts": 1}, "options of model.decoder 'matching'"),
 ])

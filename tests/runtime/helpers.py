@@ -3,6 +3,7 @@ session's tiny checkpoint and exports are fixtures of tests/conftest.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -14,8 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
+from vpi.checkpoint import save_checkpoint
 from vpi.cli import main
-from vpi.config import get_preset
+from vpi.config import Config, get_preset
 from vpi.data import build_episodes, collate_episodes
 from vpi.errors import BackendError
 from vpi.model import VPIModel
@@ -100,3 +102,16 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` with its bytes, to prove that nothing was touched."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file()}
+
+
+def matching_checkpoint(tiny_config: Config, tmp_path: Path, **options: Any) -> Path:
+    """An untrained checkpoint of the demo's matching decoder on the tiny encoder, with model
+    ``options`` over one round of self-support."""
+    model_config = dataclasses.replace(
+        tiny_config.model, decoder="matching", dilated=False, projection="identity",
+        decoder_skips=False, prototype_features="deep+mid", initial_logvar=-6.0,
+        latent_dim=40 * (2 + options.get("background_parts", 0)),  # 40 pooled channels each
+        **{"self_support": 1, **options})
+    config = dataclasses.replace(tiny_config, model=model_config)
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path / "match.pt", VPIModel(model_config).eval(), config, step=0)

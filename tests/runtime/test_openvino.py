@@ -13,7 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from runtime.helpers import blob_pair, openvino_missing, run_cli, write_pair
+from runtime.helpers import blob_pair, matching_checkpoint, openvino_missing, run_cli, write_pair
 from vpi.bench import BenchSettings, resolve_model, run_benchmark
 from vpi.cli import app
 from vpi.errors import BackendError, ConfigError
@@ -157,6 +157,33 @@ def test_bf16_runs_where_the_cpu_has_it(exported):
     assert runner.precision == "bf16" and runner.name == "openvino (ONNX, bf16)"
     # bf16 keeps about 3 significant digits: close to fp32, not equal to it.
     assert _largest_error(runner, OpenVinoRunner(exported[1])) <= 0.1
+
+
+@needs_openvino
+def test_fp16_keeps_the_refined_map_where_the_cpu_has_it(tiny_config, tmp_path):
+    """The edge-aware refinement inverts each window's colour covariance; on a flat patch its
+    determinant is about EPSILON^3 = 1e-9, under fp16's smallest number, and the demo's fp16
+    graphs divided by zero everywhere (class-IoU 0.0) until the guide was scaled
+    (vpi.model.refine.GUIDE_SCALE)."""
+    name, offers = _cpu()
+    if "FP16" not in offers:
+        pytest.skip(f"this CPU ({name}) has no fp16 hardware (AVX512-FP16): OpenVINO offers "
+                    f"{', '.join(offers)}")
+    checkpoint = matching_checkpoint(tiny_config, tmp_path, decoder_low_resolution=True,
+                                     refine_passes=2)
+    folder = tmp_path / "export"
+    export_model(checkpoint, folder)
+    images, masks, _, _ = _inputs()
+    query = torch.full((2, 3, 64, 64), 0.4)  # flat colours, an edge between them
+    query[:, :, :, 32:] = 0.7
+    maps = []
+    for precision in ("fp32", "fp16"):
+        runner = OpenVinoRunner(folder, precision=precision)
+        assert runner.precision == precision
+        prototypes = runner.run_prior(images, masks)[0][:, None].repeat(1, 3, 1)  # L = 3
+        maps.append(runner.run_decoder(query, prototypes).probability)
+    assert torch.isfinite(maps[1]).all()
+    assert (maps[1] - maps[0]).abs().max() <= 0.05
 
 
 def test_missing_openvino_is_one_line_everywhere(exported, tmp_path, monkeypatch):

@@ -8,6 +8,14 @@ import torch.nn.functional as F
 from vpi.graphs import draw_noise, reparameterise
 
 _EPS = 1e-6
+# The smallest norm ``unit`` divides by: a normal fp16 number, where F.normalize's 1e-12 is 0 and
+# a zero vector (a ReLU's) came out of an fp16 engine as 0 / 0. Features' norms are far above it.
+NORM_EPS = 1e-4
+
+
+def unit(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``x`` scaled to unit length along ``dim`` (for cosine similarities); zero stays zero."""
+    return F.normalize(x, dim=dim, eps=NORM_EPS)
 
 
 def masked_average_pool(features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from torch import nn
 
 from vpi.errors import ConfigError
 from vpi.model.backbone import Features
-from vpi.model.gaussian import masked_average_pool
+from vpi.model.gaussian import masked_average_pool, unit
 from vpi.model.parts import background_parts
 
 LOGVAR_RANGE = (-10.0, 10.0)  # keeps exp(logvar) finite in fp16 and the KL well-conditioned
@@ -321,7 +321,7 @@ def _self_supported(
     batch, samples, width = z.shape
     probability = torch.sigmoid(logits).unflatten(0, (batch, samples))  # (B, L, 1, h, w)
     keys = keys[:, None]  # (B, 1, d, h, w)
-    own = F.normalize(z.unflatten(2, (prototypes, width // prototypes)), dim=-1)  # (B, L, n, d)
+    own = unit(z.unflatten(2, (prototypes, width // prototypes)), dim=-1)  # (B, L, n, d)
     (fg_threshold, fg_weight), (bg_threshold, bg_weight) = SELF_SUPPORT.values()
     foreground = _mix(own[:, :, 0], keys, (probability > fg_threshold).to(keys.dtype), fg_weight)
     background = _mix(own[:, :, 1], keys, (probability < bg_threshold).to(keys.dtype), bg_weight)
@@ -332,7 +332,7 @@ def _mix(prototype: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, weight
     """(1 - weight) x the unit prototypes (B, L, d) + weight x the unit mean of the keys
     (B, 1, d, h, w) under each mask (B, L, 1, h, w)."""
     count = mask.sum((3, 4))  # (B, L, 1)
-    pooled = F.normalize((keys * mask).sum((3, 4)) / count.clamp(min=1.0), dim=-1)
+    pooled = unit((keys * mask).sum((3, 4)) / count.clamp(min=1.0), dim=-1)
     share = weight * (count > 0).to(keys.dtype)
     return (1 - share) * prototype + share * pooled
 
@@ -359,8 +359,8 @@ def _to_logits(
 def prototype_similarity(keys: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Cosine similarity of each prototype with each pixel: keys (B, D, h, w), z (B, L, D) ->
     (B, L, h, w) in [-1, 1]."""
-    keys = F.normalize(keys, dim=1)
-    return torch.einsum("bld,bdhw->blhw", F.normalize(z, dim=-1), keys)
+    keys = unit(keys, dim=1)
+    return torch.einsum("bld,bdhw->blhw", unit(z, dim=-1), keys)
 
 
 def _skip_block(block: nn.Sequential, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:

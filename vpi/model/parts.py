@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vpi.model.gaussian import masked_average_pool
+from vpi.model.gaussian import masked_average_pool, unit
 
 TEMPERATURE = 0.1  # of the soft assignments and seeds, on cosine similarities in [-1, 1]
 ITERATIONS = 5
@@ -39,15 +39,15 @@ def background_parts(
     near = F.max_pool2d(m, 2 * _EDGE_CELLS + 1, 1, _EDGE_CELLS)
     away = (1.0 - near.clamp(0.0, 1.0)).flatten(1)  # (N, P), 0 on and beside the object
     pixels = features.flatten(2)  # (N, C, P)
-    unit = F.normalize(pixels, dim=1)
-    like = torch.einsum("nc,ncp->np", F.normalize(foreground, dim=1), unit)
+    directions = unit(pixels, dim=1)
+    like = torch.einsum("nc,ncp->np", unit(foreground, dim=1), directions)
     centres = [_weighted_mean(pixels, away * _softmax_over(like, away))]
     for _ in range(parts - 1):
-        taken = torch.stack([_similarity(c, unit) for c in centres], 1).amax(1)  # (N, P)
+        taken = torch.stack([_similarity(c, directions) for c in centres], 1).amax(1)  # (N, P)
         centres.append(_weighted_mean(pixels, away * _softmax_over(-taken, away)))
     centres = torch.stack(centres, 1)  # (N, parts, C)
     for _ in range(ITERATIONS):
-        similarity = torch.einsum("nkc,ncp->nkp", F.normalize(centres, dim=-1), unit)
+        similarity = torch.einsum("nkc,ncp->nkp", unit(centres, dim=-1), directions)
         weights = torch.softmax(similarity / TEMPERATURE, 1) * away[:, None]  # (N, parts, P)
         centres = torch.einsum("nkp,ncp->nkc", weights, pixels) / (weights.sum(-1, keepdim=True)
                                                                     + _EMPTY)
@@ -62,8 +62,8 @@ def _softmax_over(score: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return torch.softmax(score, -1)
 
 
-def _similarity(centre: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("nc,ncp->np", F.normalize(centre, dim=-1), unit)
+def _similarity(centre: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("nc,ncp->np", unit(centre, dim=-1), directions)
 
 
 def _weighted_mean(pixels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

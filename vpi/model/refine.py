@@ -22,6 +22,11 @@ import torch.nn.functional as F
 SUBSAMPLE = 4
 RADIUS = 4
 EPSILON = 1e-3
+# The guide is scaled by GUIDE_SCALE and EPSILON by its square: the filter's output is unchanged
+# (its colour coefficients scale by 1 / GUIDE_SCALE), bit for bit in fp32 since it is a power of
+# two, but the colour covariance's determinant (about EPSILON^3 = 1e-9 unscaled) leaves fp16's
+# underflow, where reduced-precision graphs (OpenVINO's fp16) divided by zero and gave NaN.
+GUIDE_SCALE = 8.0
 
 
 def edge_aware_refinement(
@@ -35,7 +40,7 @@ def edge_aware_refinement(
     # offset, and the windows' covariances (mean of products minus product of means) lose far
     # less to cancellation in fp32, so every backend computes the same map.
     image = image.float()
-    image = image - image.mean((2, 3), keepdim=True)
+    image = (image - image.mean((2, 3), keepdim=True)) * GUIDE_SCALE
     low = F.avg_pool2d(image, SUBSAMPLE)
     mean = _box(low)  # the guide's window means and inverse covariances serve every pass
     inverse = _inverse_covariance(low, mean)
@@ -60,8 +65,9 @@ def _inverse_covariance(low: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Te
     def cov(x: torch.Tensor, mx: torch.Tensor, y: torch.Tensor, my: torch.Tensor) -> torch.Tensor:
         return _box((x * y)[:, None])[:, 0] - mx * my
 
-    a11, a22, a33 = (cov(r, mr, r, mr) + EPSILON, cov(g, mg, g, mg) + EPSILON,
-                     cov(b, mb, b, mb) + EPSILON)
+    epsilon = EPSILON * GUIDE_SCALE**2
+    a11, a22, a33 = (cov(r, mr, r, mr) + epsilon, cov(g, mg, g, mg) + epsilon,
+                     cov(b, mb, b, mb) + epsilon)
     a12, a13, a23 = cov(r, mr, g, mg), cov(r, mr, b, mb), cov(g, mg, b, mb)
     c11, c12, c13 = a22 * a33 - a23 * a23, a13 * a23 - a12 * a33, a12 * a23 - a13 * a22
     c22, c23, c33 = a11 * a33 - a13 * a13, a12 * a13 - a11 * a23, a11 * a22 - a12 * a12
