@@ -6,7 +6,9 @@ import dataclasses
 
 import pytest
 import torch
+from runtime.helpers import matching_checkpoint
 
+from vpi.checkpoint import load_model
 from vpi.graphs import draw_noise, noise_generator
 from vpi.model import VPIModel
 from vpi.model.graphs import PriorEncoderGraph, SegmentationDecoderGraph, typed_model
@@ -99,6 +101,25 @@ def test_typed_copy_keeps_fp32_io_and_stays_close(tiny_model):
                 assert got.dtype == torch.float32
                 scale = max(1.0, float(ref.abs().max()))
                 assert float((got - ref).abs().max()) / scale < 3e-2
+
+
+def test_the_demos_decoder_typed_in_fp16_stays_finite(tiny_config, tmp_path):
+    """The matching decoder with the background's parts and the refinement, as a TensorRT fp16
+    engine runs it: its cosine similarities divide by norms, and a zero feature vector (the tiny
+    encoder's ReLU gives them) was 0 / 0 under fp16 until ``unit`` kept a normal eps."""
+    model, _, _ = load_model(matching_checkpoint(
+        tiny_config, tmp_path, decoder_low_resolution=True, self_support=2,
+        blocks_per_sample="none", refine_passes=2, background_parts=3))
+    half = typed_model(model, torch.float16)
+    images, masks = _support()
+    query = torch.full((1, 3, 64, 64), 0.4)  # flat colours, an edge between them
+    query[..., 32:] = 0.7
+    with torch.no_grad():
+        z = PriorEncoderGraph(model)(images, masks)[0][:, None].repeat(1, 4, 1)
+        typed, full = SegmentationDecoderGraph(half)(query, z), SegmentationDecoderGraph(model)(query, z)
+    for got, ref in zip(typed, full, strict=True):
+        assert torch.isfinite(got).all()
+        assert float((got - ref).abs().max()) < 3e-2
 
 
 def test_noise_is_a_function_of_seed_and_index():
