@@ -8,8 +8,9 @@ int8 is a second pair of IR files, quantised after training by NNCF on calibrati
 (``vpi.export.calibration``). The numerically fragile ops stay out of int8 (NNCF's ignored
 scope): in the prior encoder every op the support masks reach (the masked pooling and its
 division, the prior heads, the K-shot aggregation of the log-variances and their exp), in the
-decoder the sigmoid and the mean/variance over L. The runner compiles the int8 IR with an f32
-inference hint, so those ops run in fp32 even on CPUs whose default is bf16.
+decoder the sigmoid and the mean/variance over L, and the edge-aware refinement's guide (its
+colour covariances, differences of window means that int8 rounds away). The runner compiles the
+int8 IR with an f32 inference hint, so those ops run in fp32 even on CPUs whose default is bf16.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ _CAPABILITIES = {INT8: "INT8", "bf16": "BF16", "fp16": "FP16"}  # OPTIMIZATION_C
 KEPT_IN_FP32 = {
     "prior_encoder": "every op the support masks reach: the masked pooling and its division, the "
                      "prior heads, the K-shot aggregation of the log-variances and their exp",
-    "segmentation_decoder": "the sigmoid and the mean/variance over L",
+    "segmentation_decoder": "the sigmoid and the mean/variance over L, and the refinement's guide "
+                            "(what the query's pixels reach before any convolution)",
 }
 _WEIGHT_OPS = ("Convolution", "GroupConvolution", "MatMul", "ConvolutionBackpropData")
+_CONVOLUTIONS = ("Convolution", "GroupConvolution")
 _DEQUANTIZE = ("Convert", "Subtract", "Multiply", "Reshape", "Transpose")  # int8 weights -> f32
 
 
@@ -157,28 +160,43 @@ def _int8_weights(op: Any) -> bool:
 
 def _kept_in_fp32(model: Any, graph: str) -> list[str]:
     """The names of the ops NNCF must leave in fp32 (``KEPT_IN_FP32``): everything downstream of
-    the support masks in the prior encoder, of the sigmoid in the decoder (outputs excluded)."""
+    the support masks in the prior encoder; in the decoder, of the sigmoid (outputs excluded), and
+    what the query's pixels reach before any convolution: the refinement's guide, whose colour
+    covariances (E[xy] - E[x]E[y] over a window) int8 rounds to noise."""
     if graph == "prior_encoder":
-        front = [p for p in model.get_parameters() if p.get_friendly_name() == "support_masks"]
-        names: list[str] = []
+        names = _downstream(_parameters(model, "support_masks"), include_front=False)
     else:
-        front = [op for op in model.get_ops() if op.get_type_name() == "Sigmoid"]
-        names = [op.get_friendly_name() for op in front]
+        sigmoids = [op for op in model.get_ops() if op.get_type_name() == "Sigmoid"]
+        names = _downstream(sigmoids, include_front=True)
+        names += [name for name in _downstream(_parameters(model, "query_image"), include_front=False,
+                                               stop_at=_CONVOLUTIONS) if name not in names]
+    if not names:
+        raise BackendError(f"cannot find the fp32 part of {graph} to keep out of int8: export it "
+                           "again with this vpi")
+    return names
+
+
+def _parameters(model: Any, name: str) -> list[Any]:
+    return [p for p in model.get_parameters() if p.get_friendly_name() == name]
+
+
+def _downstream(front: list[Any], include_front: bool, stop_at: tuple[str, ...] = ()) -> list[str]:
+    """The friendly names of the ops that ``front`` reaches (Results excluded), breadth first;
+    an op of a type in ``stop_at`` is neither taken nor followed."""
+    names = [op.get_friendly_name() for op in front] if include_front else []
     seen = set(names)
+    front = list(front)
     while front:
         node = front.pop()
         for output in node.outputs():
             for target in output.get_target_inputs():
                 child = target.get_node()
                 name = child.get_friendly_name()
-                if name in seen or child.get_type_name() == "Result":
+                if name in seen or child.get_type_name() in ("Result", *stop_at):
                     continue
                 seen.add(name)
                 names.append(name)
                 front.append(child)
-    if not names:
-        raise BackendError(f"cannot find the fp32 part of {graph} to keep out of int8: export it "
-                           "again with this vpi")
     return names
 
 
