@@ -220,7 +220,7 @@ def test_an_export_fixes_the_test_time_fields_it_is_given(tiny_config, tmp_path)
     """`vpi export --set model.blocks_per_sample=none`: the graphs are built, and checked,
     with the field changed, and the manifest says so; the checkpoint is unchanged."""
     checkpoint = matching_checkpoint(tiny_config, tmp_path, self_support=2,
-                                      decoder_low_resolution=True)
+                                     decoder_low_resolution=True)
     before = file_sha256(checkpoint)
     manifest = json.loads(export_model(checkpoint, tmp_path / "export",
                                        test_time={"blocks_per_sample": "none"}).read_text())

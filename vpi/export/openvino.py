@@ -168,8 +168,9 @@ def _kept_in_fp32(model: Any, graph: str) -> list[str]:
     else:
         sigmoids = [op for op in model.get_ops() if op.get_type_name() == "Sigmoid"]
         names = _downstream(sigmoids, include_front=True)
+        taken = set(names)
         names += [name for name in _downstream(_parameters(model, "query_image"), include_front=False,
-                                               stop_at=_CONVOLUTIONS) if name not in names]
+                                               stop_at=_CONVOLUTIONS) if name not in taken]
     if not names:
         raise BackendError(f"cannot find the fp32 part of {graph} to keep out of int8: export it "
                            "again with this vpi")
@@ -181,8 +182,8 @@ def _parameters(model: Any, name: str) -> list[Any]:
 
 
 def _downstream(front: list[Any], include_front: bool, stop_at: tuple[str, ...] = ()) -> list[str]:
-    """The friendly names of the ops that ``front`` reaches (Results excluded), breadth first;
-    an op of a type in ``stop_at`` is neither taken nor followed."""
+    """The friendly names of the ops that ``front`` reaches (Results excluded), each once; an op
+    of a type in ``stop_at`` is neither taken nor followed."""
     names = [op.get_friendly_name() for op in front] if include_front else []
     seen = set(names)
     front = list(front)
